@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (the test suite).
+# Each creates .venv when missing and installs everything itself: the CPU build of torch first (an unpinned
+# torch would pull a multi-GB CUDA build), then this package with its dev extras, then the Debian tools
+# (tesseract OCR, poppler) that the data readers call.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.scitune-installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup system-deps demo test test-slow clean
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+demo: setup
+	$(PY) -m modeling_scitune.demo $(DEMO_ARGS)
+
+test: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,291 @@
+"""SciTune model: CLIP vision tower -> multimodal projector -> LLaMA decoder.
+
+Built in the shape of transformers' own LLaVA (v5): three named parts (`vision_tower`, `multi_modal_projector`,
+`language_model`) glued by `get_image_features` -> `get_placeholder_mask` -> `masked_scatter`. There is no attention
+code here: the backbones do attention, so sdpa, eager, flex and flash-attention all work through transformers'
+dispatch. The state-dict layout is LLaVA v5's (`model.vision_tower.vision_model.*`, `model.multi_modal_projector.*`,
+`model.language_model.*`, `lm_head.*`), so an `mlp2x_gelu` SciTune checkpoint is also a native LLaVA checkpoint.
+
+This file travels to the Hub next to the weights: it imports only torch, transformers and its sibling config.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache
+from transformers.generation import GenerationMixin
+from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, ModelOutput
+from transformers.modeling_utils import PreTrainedModel
+from transformers.utils import torch_compilable_check
+
+from .configuration_scitune import SciTuneConfig
+
+
+@dataclass
+class SciTuneModelOutputWithPast(BaseModelOutputWithPast):
+    """`BaseModelOutputWithPast` plus the projected image features that were merged into the sequence."""
+
+    image_hidden_states: torch.Tensor | None = None
+
+
+@dataclass
+class SciTuneCausalLMOutputWithPast(ModelOutput):
+    """Causal-LM output of SciTune (same fields as LLaVA's)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.Tensor] | None = None
+    attentions: tuple[torch.Tensor] | None = None
+    image_hidden_states: torch.Tensor | None = None
+
+
+class SciTuneMultiModalProjector(nn.Module):
+    """The multimodal adapter. `linear` is the paper's single Linear (vision hidden -> text hidden);
+    `mlp2x_gelu` is LLaVA-1.5's Linear -> GELU -> Linear with transformers' parameter names (`linear_1`, `linear_2`)."""
+
+    def __init__(self, config: SciTuneConfig):
+        super().__init__()
+        in_features = config.vision_config.hidden_size * len(config.vision_feature_layers)
+        out_features = config.text_config.hidden_size
+        bias = config.multimodal_projector_bias
+        self.linear_1 = nn.Linear(in_features, out_features, bias=bias)
+        if config.projector_type == "mlp2x_gelu":
+            self.act = ACT2FN[config.projector_hidden_act]
+            self.linear_2 = nn.Linear(out_features, out_features, bias=bias)
+        else:
+            self.act = None
+            self.linear_2 = None
+
+    def forward(self, image_features: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.linear_1(image_features)
+        if self.linear_2 is not None:
+            hidden_states = self.linear_2(self.act(hidden_states))
+        return hidden_states
+
+
+class SciTunePreTrainedModel(PreTrainedModel):
+    config: SciTuneConfig
+    config_class = SciTuneConfig
+    base_model_prefix = "model"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+
+
+class SciTuneModel(SciTunePreTrainedModel):
+    """Vision tower + projector + language model, without the LM head."""
+
+    def __init__(self, config: SciTuneConfig):
+        super().__init__(config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.multi_modal_projector = SciTuneMultiModalProjector(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def select_vision_features(self, hidden_states, vision_feature_layer=None, vision_feature_select_strategy=None):
+        """Pick the configured hidden state(s) of the vision tower, drop CLS for "default", concatenate layers."""
+        layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
+        strategy = vision_feature_select_strategy or self.config.vision_feature_select_strategy
+        layers = [layer] if isinstance(layer, int) else list(layer)
+        selected = [hidden_states[index] for index in layers]
+        if strategy == "default":
+            selected = [states[:, 1:] for states in selected]
+        return selected[0] if len(selected) == 1 else torch.cat(selected, dim=-1)
+
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        vision_feature_layer: int | list[int] | None = None,
+        vision_feature_select_strategy: str | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Encode images to projected features.
+
+        Returns a `BaseModelOutputWithPooling` whose `last_hidden_state` is the selected (un-projected) vision
+        features and whose `pooler_output` is a list with one projected `(image_seq_length, text_hidden)` tensor
+        per image, as LLaVA does (generation expands it per beam).
+        """
+        kwargs.pop("return_dict", None)
+        kwargs.pop("output_hidden_states", None)
+        pixel_values = pixel_values.to(dtype=self.vision_tower.dtype)
+        vision_outputs = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
+        selected = self.select_vision_features(
+            vision_outputs.hidden_states, vision_feature_layer, vision_feature_select_strategy
+        )
+        image_features = self.multi_modal_projector(selected)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=selected,
+            pooler_output=list(image_features),
+        )
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
+        """Mask of the `<image>` positions; raises a ValueError when their count differs from the image features."""
+        if input_ids is None:
+            image_embedding = self.get_input_embeddings()(
+                torch.full((), self.config.image_token_id, dtype=torch.long, device=inputs_embeds.device)
+            )
+            special_image_mask = (inputs_embeds == image_embedding).all(-1)
+        else:
+            special_image_mask = input_ids == self.config.image_token_id
+        n_image_tokens = special_image_mask.sum()
+        per_image = self.config.image_seq_length
+        torch_compilable_check(
+            n_image_tokens * inputs_embeds.shape[-1] == image_features.numel(),
+            lambda: (
+                f"Image features and image tokens do not match, tokens: {int(n_image_tokens)}, "
+                f"features: {image_features.shape[0]} ({image_features.shape[0] // max(per_image, 1)} image(s) x "
+                f"{per_image} tokens each). Every image needs exactly {per_image} <image> tokens in the prompt: build "
+                "inputs with SciTuneProcessor (it expands each <image> to the right count), pass one image per <image>, "
+                "and do not truncate through the image tokens (raise max_length)."
+            ),
+        )
+        return special_image_mask.unsqueeze(-1).to(inputs_embeds.device)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        vision_feature_layer: int | list[int] | None = None,
+        vision_feature_select_strategy: str | None = None,
+        mm_encoder_outputs: dict | None = None,
+        **kwargs,
+    ) -> SciTuneModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if pixel_values is not None and mm_encoder_outputs is not None and mm_encoder_outputs.get("image") is not None:
+            raise ValueError("You cannot specify both pixel_values and mm_encoder_outputs at the same time")
+        kwargs.pop("return_dict", None)
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+
+        image_output = (mm_encoder_outputs or {}).get("image")
+        if image_output is None and pixel_values is not None:
+            image_output = self.get_image_features(
+                pixel_values=pixel_values,
+                vision_feature_layer=vision_feature_layer,
+                vision_feature_select_strategy=vision_feature_select_strategy,
+            )
+
+        image_features = None
+        if image_output is not None:
+            image_features = torch.cat(list(image_output.pooler_output), dim=0)
+            image_features = image_features.to(inputs_embeds.device, inputs_embeds.dtype)
+            special_image_mask = self.get_placeholder_mask(input_ids, inputs_embeds, image_features)
+            inputs_embeds = inputs_embeds.masked_scatter(special_image_mask, image_features)
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        return SciTuneModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_hidden_states=image_features,
+        )
+
+
+class SciTuneForConditionalGeneration(SciTunePreTrainedModel, GenerationMixin):
+    """SciTune with its LM head: what `pipeline("image-text-to-text")`, TRL and `generate` use."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    _tp_plan = {"lm_head": "colwise_gather_output"}
+
+    def __init__(self, config: SciTuneConfig):
+        super().__init__(config)
+        self.model = SciTuneModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def get_image_features(self, pixel_values, vision_feature_layer=None, vision_feature_select_strategy=None, **kwargs):
+        return self.model.get_image_features(
+            pixel_values=pixel_values,
+            vision_feature_layer=vision_feature_layer,
+            vision_feature_select_strategy=vision_feature_select_strategy,
+            **kwargs,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        vision_feature_layer: int | list[int] | None = None,
+        vision_feature_select_strategy: str | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        mm_encoder_outputs: dict | None = None,
+        **kwargs,
+    ) -> SciTuneCausalLMOutputWithPast:
+        kwargs.pop("return_dict", None)
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            vision_feature_layer=vision_feature_layer,
+            vision_feature_select_strategy=vision_feature_select_strategy,
+            mm_encoder_outputs=mm_encoder_outputs,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        slice_indices = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, slice_indices, :])
+
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return SciTuneCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            image_hidden_states=outputs.image_hidden_states,
+        )
+
+
+__all__ = ["SciTuneModel", "SciTuneForConditionalGeneration", "SciTunePreTrainedModel"]

@@ -1,0 +1,48 @@
+"""Shared fixtures: one offline tokenizer and tiny SciTune checkpoints built once per test session.
+
+Nothing here reaches a hub: HF_HUB_OFFLINE is forced and the Hugging Face cache points into a temporary folder.
+"""
+
+import os
+import tempfile
+
+_CACHE = tempfile.mkdtemp(prefix="scitune-hf-home-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = _CACHE
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from modeling_scitune.tiny import build_tiny_scitune, default_corpus, demo_figure, train_tokenizer  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return train_tokenizer(default_corpus())
+
+
+@pytest.fixture(scope="session")
+def tiny_linear_dir(tmp_path_factory, tokenizer):
+    out = tmp_path_factory.mktemp("tiny-linear")
+    build_tiny_scitune(out, projector_type="linear", tokenizer=tokenizer, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mlp_dir(tmp_path_factory, tokenizer):
+    out = tmp_path_factory.mktemp("tiny-mlp")
+    build_tiny_scitune(out, projector_type="mlp2x_gelu", tokenizer=tokenizer, seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def figures():
+    return [demo_figure("Bar Chart", seed=0), demo_figure("Graph Plot", seed=1), demo_figure("Bar Chart", seed=2)]
+
+
+def user_turn(text, n_images=1):
+    """A chat user turn with `n_images` image blocks after the text (the paper's image position)."""
+    return [{"role": "user", "content": [{"type": "text", "text": text}] + [{"type": "image"}] * n_images}]
