@@ -11,7 +11,9 @@ from transformers.processing_utils import MultiModalData, ProcessorMixin
 
 # The conversation layout of SciTune's LLaVA-v0 training code ("### Human: ... ### Assistant: ..."), with BOS emitted
 # by the template (TRL tokenizes with add_special_tokens=False) and each assistant turn, EOS included, inside
-# {% generation %} markers so that TRL's `assistant_only_loss=True` trains on answers only. Content items of a turn are
+# {% generation %} markers so that TRL's `assistant_only_loss=True` trains on answers only. The space after
+# "### Assistant:" belongs to the answer: byte-level BPE glues it to the first answer word, and the generation prompt
+# ends at the colon, so training and inference see the same token boundary. Content items of a turn are
 # joined by a newline in the order given; an image item renders as the `<image>` placeholder.
 SCITUNE_CHAT_TEMPLATE = (
     "{{- bos_token -}}"
@@ -23,8 +25,8 @@ SCITUNE_CHAT_TEMPLATE = (
     "{%- elif item['type'] == 'text' -%}{%- set ns.parts = ns.parts + [item['text']] -%}{%- endif -%}"
     "{%- endfor -%}{%- set text = ns.parts | join('\n') -%}{%- endif -%}"
     "{%- if message['role'] == 'system' -%}{{- text + '\n\n' -}}"
-    "{%- elif message['role'] == 'assistant' -%}{{- '### Assistant: ' -}}"
-    "{%- generation -%}{{- text + eos_token -}}{%- endgeneration -%}{{- '\n' -}}"
+    "{%- elif message['role'] == 'assistant' -%}{{- '### Assistant:' -}}"
+    "{%- generation -%}{{- ' ' + text + eos_token -}}{%- endgeneration -%}{{- '\n' -}}"
     "{%- else -%}{{- '### Human: ' + text + '\n' -}}{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '### Assistant:' -}}{%- endif -%}"
