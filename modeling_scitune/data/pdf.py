@@ -120,11 +120,17 @@ def find_captions(page: Page) -> list[tuple[str, list[Line]]]:
             following = [l for l in lines if l.y0 > line.y1 - 1 and abs(l.y0 - line.y0) < 2 and l.x0 > line.x1]
             if not following:
                 continue
-        if line.direction:  # caption printed sideways in the margin of a rotated page: gather its column of lines
-            width = line.x1 - line.x0
-            caption_lines = sorted((l for l in lines if l.direction == line.direction and
-                                    abs(l.x0 - line.x0) < 6 * width and l.y0 < line.y1 and l.y1 > line.y0),
-                                   key=lambda l: l.x0 * -line.direction)
+        if line.direction:  # caption printed sideways in the margin of a rotated page: next lines run away from the figure
+            width, step = line.x1 - line.x0, -line.direction
+            side = sorted((l for l in lines if l.direction == line.direction and l is not line and
+                           (l.x0 - line.x0) * step > 0 and l.y0 < line.y1 and l.y1 > line.y0),
+                          key=lambda l: (l.x0 - line.x0) * step)
+            caption_lines, edge = [line], line.x0
+            for follower in side:
+                if abs(follower.x0 - edge) > 2 * width:
+                    break
+                caption_lines.append(follower)
+                edge = follower.x0
             captions.append((match.group(1), caption_lines))
             continue
         caption_lines = [line] + [l for l in lines if l is not line and abs(l.y0 - line.y0) < 2 and l.x0 > line.x0]

@@ -95,9 +95,9 @@ def split_of(index: int, n: int, seed: int = 0) -> str:
     order = list(range(n_blocks))
     random.Random(f"split-{seed}").shuffle(order)
     rank = order.index(block) if block < n_blocks else block
-    train_end = int(n_blocks * SPLIT_FRACTIONS["train"])
-    validation_end = train_end + int(n_blocks * SPLIT_FRACTIONS["validation"])
-    return "train" if rank < train_end else "validation" if rank < validation_end else "test"
+    held_out = max(1, round(n_blocks * SPLIT_FRACTIONS["test"])) if n_blocks >= 3 else 0
+    train_end = n_blocks - 2 * held_out
+    return "train" if rank < train_end else "validation" if rank < train_end + held_out else "test"
 
 
 def _make_chunk(args: tuple[int, int, int]) -> list[FigureRecord]:
