@@ -1,0 +1,60 @@
+"""One ScienceQA problem, whatever layout it came from (lupantech JSON, HF parquet, the embedded set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+LETTERS = "ABCDE"
+
+
+@dataclass
+class Problem:
+    pid: str
+    question: str
+    choices: list[str]
+    answer: int
+    hint: str = ""
+    image: str | Path | Image.Image | None = None  # path, decoded image, or None for text-only problems
+    task: str = "closed choice"
+    grade: str = ""
+    subject: str = ""
+    topic: str = ""
+    category: str = ""
+    skill: str = ""
+    lecture: str = ""
+    solution: str = ""
+    split: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None
+
+    @property
+    def answer_letter(self) -> str:
+        return LETTERS[self.answer]
+
+    def load_image(self) -> Image.Image:
+        """The problem's image as RGB; FileNotFoundError / OSError say which file is missing or broken."""
+        if isinstance(self.image, Image.Image):
+            return self.image.convert("RGB")
+        if self.image is None:
+            raise ValueError(f"problem {self.pid} has no image")
+        path = Path(self.image)
+        if not path.is_file():
+            raise FileNotFoundError(f"problem {self.pid}: image file {path} does not exist")
+        with Image.open(path) as image:
+            return image.convert("RGB")
+
+
+def validate_problem(problem: Problem) -> None:
+    """Raise ValueError naming what is malformed (choices, answer index, question)."""
+    if not isinstance(problem.question, str) or not problem.question.strip():
+        raise ValueError(f"problem {problem.pid}: empty question")
+    if not isinstance(problem.choices, list) or not 2 <= len(problem.choices) <= len(LETTERS):
+        raise ValueError(f"problem {problem.pid}: needs 2-5 choices, got {problem.choices!r}")
+    if not isinstance(problem.answer, int) or not 0 <= problem.answer < len(problem.choices):
+        raise ValueError(f"problem {problem.pid}: answer {problem.answer!r} is not an index into {len(problem.choices)} choices")
