@@ -25,6 +25,11 @@ class LoadResult:
     problems: list[Problem]
     errors: list[dict] = field(default_factory=list)  # {"pid", "reason"}
 
+    def broken_problems(self) -> list[Problem]:
+        """Stand-ins for malformed records so they are scored (as failed) instead of vanishing."""
+        return [Problem(pid=e["pid"], question="", choices=["", ""], answer=-1, extra={"error": e["reason"]})
+                for e in self.errors]
+
 
 def load_lupantech(data_dir: str | Path, split: str = "test") -> LoadResult:
     data_dir = Path(data_dir)

@@ -13,7 +13,7 @@ import re
 
 from .problems import LETTERS
 
-ANSWER_SENTENCE = re.compile(r"(?:The answer is|ANSWER:)\s*\(?([A-Z])\)?(?=[.\s]|$)")
+ANSWER_SENTENCE = re.compile(r"(?i:the answer is|answer:)\s*\(?([A-Z])\)?(?=[.\s]|$)")
 
 
 def parse_letter(text: str) -> str | None:

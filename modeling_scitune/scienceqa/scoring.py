@@ -85,7 +85,7 @@ def score(problems: list[Problem], predictions: dict[str, int], parse_failures: 
 
     Also reports `chance`: the same table for uniform random guessing (1 / number of options per problem).
     """
-    correct = {p.pid: float(predictions.get(p.pid, -1) == p.answer) for p in problems}
+    correct = {p.pid: float(predictions.get(p.pid, -1) == p.answer and not p.extra.get("error")) for p in problems}
     table = _table(problems, correct)
     chance = _table(problems, {p.pid: 1.0 / len(p.choices) for p in problems})
     return {
