@@ -90,7 +90,7 @@ def test_run_scienceqa_end_to_end_resumes_and_reports_bad_problems(sqa_dir, tiny
     assert script.main(args) == 0
     rerun = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()[:5]]
     assert rerun == rows[:5]
-    final = [json.loads(l) for l in (out / "predictions.jsonl").read_text().splitlines()[6:]]
+    final = [json.loads(l) for l in (out / "predictions.jsonl").read_text().splitlines()[5:]]
     assert len({r["pid"] for r in rerun + final}) == len(rerun) + len(final) == len(rows)
 
     # Rescoring only, with the paper's random fallback.

@@ -34,6 +34,15 @@ def read_predictions(path: Path) -> dict[str, dict]:
     return rows
 
 
+def drop_partial_last_line(path: Path) -> None:
+    """An interrupted run can leave half a JSON line: cut it so appended rows start on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 def _prompt(processor, problem: Problem, fmt: str) -> str:
     content = [{"type": "text", "text": build_question(problem, fmt)}]
     if problem.has_image:
@@ -118,6 +127,7 @@ def run_scienceqa(model_dir: str | None, data_dir: str, output_dir: str, split: 
         todo = [p for p in problems if p.pid not in rows]
         bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"ScienceQA {split}", unit="problem",
                    disable=not progress)
+        drop_partial_last_line(predictions_path)
         with predictions_path.open("a") as handle:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
