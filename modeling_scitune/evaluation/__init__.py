@@ -1,0 +1,1 @@
+"""Benchmarks of the figure tasks the paper reports: figure-type classification and captioning."""
