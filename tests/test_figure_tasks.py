@@ -31,10 +31,10 @@ def test_summary_confusion_and_accuracy():
 
 
 def test_end_to_end_writes_scores_and_plot(tiny_linear_dir, tmp_path):
-    build_synthetic(10, tmp_path / "data", workers=1)
+    build_synthetic(15, tmp_path / "data", workers=1)
     result = run_figure_tasks(str(tiny_linear_dir), str(tmp_path / "data"), str(tmp_path / "out"), split="test",
                               max_new_tokens=6, progress=False)
-    assert result["examples"] == 2 and 0 <= result["figure_type_accuracy"] <= 100
-    assert json.loads((tmp_path / "out" / "figure_tasks.json").read_text())["examples"] == 2
+    assert result["examples"] == 5 and 0 <= result["figure_type_accuracy"] <= 100
+    assert json.loads((tmp_path / "out" / "figure_tasks.json").read_text())["examples"] == 5
     assert (tmp_path / "out" / "confusion.png").stat().st_size > 5000
-    assert len((tmp_path / "out" / "figure_predictions.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "out" / "figure_predictions.jsonl").read_text().splitlines()) == 5
