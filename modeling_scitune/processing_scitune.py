@@ -100,8 +100,12 @@ class SciTuneProcessor(ProcessorMixin):
         vision_data = {}
         if image_sizes is not None:
             images_kwargs = self._merge_kwargs(**kwargs)["images_kwargs"]
-            crop_size = images_kwargs.get("crop_size", None) or self.image_processor.crop_size
-            count = self.num_image_tokens(crop_size["height"], crop_size["width"])
+            do_center_crop = images_kwargs.get("do_center_crop", getattr(self.image_processor, "do_center_crop", True))
+            if do_center_crop:
+                final_size = images_kwargs.get("crop_size", None) or self.image_processor.crop_size
+            else:
+                final_size = images_kwargs.get("size", None) or self.image_processor.size
+            count = self.num_image_tokens(final_size["height"], final_size["width"])
             vision_data["num_image_tokens"] = [count] * len(image_sizes)
             vision_data["num_image_patches"] = [1] * len(image_sizes)
         return MultiModalData(**vision_data)

@@ -90,9 +90,13 @@ def train_tokenizer(
 
 
 def tiny_image_processor(image_size: int) -> CLIPImageProcessorPil:
-    """CLIP preprocessing (resize shortest edge, center crop, CLIP mean/std) at `image_size` px."""
+    """CLIP preprocessing (CLIP mean/std) that resizes the whole figure to `image_size` x `image_size`.
+
+    No center crop: a crop would cut off the sides of a wide figure (its legend, its first bars)."""
     return CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+        size={"height": image_size, "width": image_size},
+        do_center_crop=False,
+        crop_size={"height": image_size, "width": image_size},
     )
 
 

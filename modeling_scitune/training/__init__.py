@@ -1,0 +1,1 @@
+"""Training: miniature pretrained backbones, stage 1 (projector only) and stage 2 (ScienceQA) with TRL."""

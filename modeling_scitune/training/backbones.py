@@ -1,0 +1,159 @@
+"""Pretrained backbones in miniature: a small CLIP and a small LLaMA trained on the embedded corpus, on CPU.
+
+SciTune starts from a *pretrained* CLIP and a *pretrained* LLaMA; stage 1 freezes both, so random backbones cannot
+learn anything. None can be downloaded here, so this trains transformers' own `CLIPModel` contrastively on
+figure/caption pairs (its vision half becomes the tower) and `LlamaForCausalLM` on the corpus text (answers,
+captions, paragraphs, ScienceQA lectures and solutions, in the chat layout the stages use), with a BPE tokenizer
+trained on the same text. Both are saved as ordinary HF folders (`OUT/clip`, `OUT/llama`), which stage 1 loads
+exactly as it loads `openai/clip-vit-large-patch14` and a LLaMA checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
+
+from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
+from ..tiny import train_tokenizer
+from .presets import BackboneConfig
+
+
+def corpus_texts(stage1_rows, sqa_conversations=()) -> list[str]:
+    """Chat-formatted text of every stage-1 answer and ScienceQA exchange, without image placeholders."""
+    texts = []
+    for messages in list(stage1_rows) + list(sqa_conversations):
+        parts = []
+        for message in messages:
+            text = "\n".join(c["text"] for c in message["content"] if c["type"] == "text")
+            parts.append(f"### Human: {text}\n" if message["role"] == "user" else f"### Assistant: {text}")
+        texts.append("".join(parts))
+    return texts
+
+
+def _lr_at(step: int, total: int, lr: float, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+
+def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, loss_fn) -> float:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    model.train()
+    bar = tqdm(range(steps), desc=desc, unit="step")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, steps, lr, max(steps // 20, 1))
+        loss = loss_fn(model, next(batches))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 10 == 0 or step == steps - 1:
+            log.append({"step": step, "loss": round(loss.item(), 4)})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return loss.item()
+
+
+def _batches(n: int, batch_size: int, seed: int):
+    rng = random.Random(seed)
+    while True:
+        order = list(range(n))
+        rng.shuffle(order)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start:start + batch_size]
+
+
+def train_clip(images: torch.Tensor, captions: list[str], tokenizer, cfg: BackboneConfig, log: list) -> CLIPModel:
+    """Contrastive CLIP training on (figure, caption) pairs; images are already preprocessed pixel tensors."""
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": cfg.clip_text_hidden, "intermediate_size": cfg.clip_text_hidden * 2,
+                     "num_hidden_layers": cfg.clip_text_layers, "num_attention_heads": 4, "max_position_embeddings": cfg.caption_tokens,
+                     "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+                     "bos_token_id": tokenizer.bos_token_id},
+        vision_config={"hidden_size": cfg.vision_hidden, "intermediate_size": cfg.vision_hidden * 2,
+                       "num_hidden_layers": cfg.vision_layers, "num_attention_heads": 4, "image_size": cfg.image_size,
+                       "patch_size": cfg.patch_size},
+        projection_dim=cfg.clip_projection,
+    )
+    torch.manual_seed(cfg.seed)
+    model = CLIPModel(config)
+    encoded = tokenizer([c + tokenizer.eos_token for c in captions], padding="max_length", truncation=True,
+                        max_length=cfg.caption_tokens, add_special_tokens=False, return_tensors="pt")
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    eos = tokenizer.eos_token_id
+    ids[:, -1] = torch.where(mask[:, -1] == 1, torch.full_like(ids[:, -1], eos), ids[:, -1])  # truncated rows end in EOS
+
+    def loss_fn(model, index):
+        return model(input_ids=ids[index], attention_mask=mask[index], pixel_values=images[index], return_loss=True).loss
+
+    batches = _batches(len(captions), cfg.clip_batch_size, cfg.seed)
+    _train_loop(model, (torch.tensor(b) for b in batches), cfg.clip_steps, cfg.clip_lr, "pretraining CLIP", log, loss_fn)
+    return model
+
+
+def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> LlamaForCausalLM:
+    """Causal-LM training on the corpus text, packed into fixed-length blocks."""
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_hidden * 2,
+                         num_hidden_layers=cfg.text_layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=False)
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(config)
+    stream = []
+    for text in texts:
+        stream += [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    block = cfg.block_size
+    blocks = torch.tensor(stream[: len(stream) // block * block]).view(-1, block)
+
+    def loss_fn(model, index):
+        batch = blocks[index]
+        return model(input_ids=batch, labels=batch).loss
+
+    batches = _batches(len(blocks), min(cfg.llm_batch_size, len(blocks)), cfg.seed)
+    _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn)
+    return model
+
+
+def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_dir: str | None = None) -> dict:
+    """Train tokenizer, CLIP and LLaMA on the embedded corpus; save `OUT/clip` and `OUT/llama` HF folders."""
+    import datasets
+
+    from ..scienceqa import load_scienceqa, to_conversation
+    from ..tiny import tiny_image_processor
+
+    start = time.perf_counter()
+    out = Path(output_dir)
+    train = datasets.load_from_disk(str(data_dir))["train"]
+    sqa = []
+    if sqa_dir:
+        for problem in load_scienceqa(sqa_dir, "train").problems:
+            problem.image = None  # text only: lectures, solutions, questions
+            sqa.append(to_conversation(problem, "QCM-LEPA")["messages"])
+    texts = corpus_texts(train["messages"], sqa)
+    tokenizer = train_tokenizer(texts + train["caption"], vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE)
+    image_processor = tiny_image_processor(cfg.image_size)
+    images = torch.cat([image_processor([im[0] for im in train[i:i + 256]["images"]], return_tensors="pt")["pixel_values"]
+                        for i in range(0, len(train), 256)])
+    log = {"clip": [], "llama": []}
+    clip = train_clip(images, train["caption"], tokenizer, cfg, log["clip"])
+    llama = train_llama(texts, tokenizer, cfg, log["llama"])
+    for name, model in (("clip", clip), ("llama", llama)):
+        model.save_pretrained(out / name)
+        tokenizer.save_pretrained(out / name)
+    image_processor.save_pretrained(out / "clip")
+    summary = {"clip": str(out / "clip"), "llama": str(out / "llama"), "vocab_size": len(tokenizer),
+               "clip_params": sum(p.numel() for p in clip.parameters()),
+               "llama_params": sum(p.numel() for p in llama.parameters()),
+               "final_loss": {k: v[-1]["loss"] for k, v in log.items()}, "log": log,
+               "wall_time_s": round(time.perf_counter() - start, 1), "config": cfg.__dict__}
+    (out / "backbones.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,100 @@
+"""`scitune-train`: pretrain miniature backbones, then SciTune stage 1 and stage 2.
+
+    scitune-train backbones --data DIR --output-dir OUT [--sqa DIR] [--preset tiny]
+    scitune-train stage1 --data DIR --output-dir OUT [--vision-model P] [--text-model P] [--config YAML]
+                         [--preset tiny] [--variant CTOM] [--max-steps N] [--resume]
+    scitune-train stage2 --model STAGE1_DIR --data SQA_DIR --output-dir OUT [--lora] [--format QCM-LEPA] [...]
+
+Runs unchanged under `torchrun --nproc_per_node N` or `accelerate launch --config_file configs/accelerate/...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _common(parser):
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--config", help="YAML file of settings (overrides the stage defaults and the preset)")
+    parser.add_argument("--preset", help="named settings, e.g. 'tiny' for a CPU run in minutes")
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--num-train-epochs", type=float)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--per-device-train-batch-size", type=int)
+    parser.add_argument("--gradient-accumulation-steps", type=int)
+    parser.add_argument("--save-steps", type=int)
+    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--limit-train-samples", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--projector-type", choices=("linear", "mlp2x_gelu"))
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+
+
+OVERRIDE_KEYS = ("max_steps", "num_train_epochs", "learning_rate", "per_device_train_batch_size",
+                 "gradient_accumulation_steps", "save_steps", "max_length", "limit_train_samples", "seed",
+                 "projector_type", "bf16", "variant", "format", "lora")
+
+
+def main(argv=None):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="scitune-train", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("backbones", help="pretrain a small CLIP and LLaMA on the embedded corpus")
+    p.add_argument("--data", required=True, help="stage-1 instruction dataset (scitune-data synthetic)")
+    p.add_argument("--sqa", help="ScienceQA folder whose train text is added to the LLM corpus")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--config")
+    p.add_argument("--clip-steps", type=int)
+    p.add_argument("--llm-steps", type=int)
+    p.add_argument("--seed", type=int)
+
+    p = sub.add_parser("stage1", help="scientific concept alignment: projector only")
+    p.add_argument("--data", required=True)
+    p.add_argument("--vision-model", help="CLIP checkpoint (path or Hub name)")
+    p.add_argument("--text-model", help="LLaMA-style causal LM (path or Hub name)")
+    p.add_argument("--variant", choices=("C", "CT", "CTO", "CTOM"))
+    _common(p)
+
+    p = sub.add_parser("stage2", help="scientific instruction tuning on ScienceQA")
+    p.add_argument("--model", required=True, help="a stage-1 output folder")
+    p.add_argument("--data", required=True, help="ScienceQA folder (lupantech layout or HF parquet)")
+    p.add_argument("--lora", action="store_true", default=None, help="LoRA on the LLM, merged at the end")
+    p.add_argument("--format", help="target format, default QCM-LEPA")
+    _common(p)
+
+    args = parser.parse_args(argv)
+    if args.command == "backbones":
+        from .backbones import pretrain_backbones
+        from .presets import load_backbone_config
+
+        cfg = load_backbone_config(args.preset, args.config, {"clip_steps": args.clip_steps,
+                                                              "llm_steps": args.llm_steps, "seed": args.seed})
+        summary = pretrain_backbones(args.data, args.output_dir, cfg, sqa_dir=args.sqa)
+        summary.pop("log")
+    else:
+        from .presets import load_stage_config
+        from .stages import run_stage1, run_stage2
+
+        overrides = {key: getattr(args, key, None) for key in OVERRIDE_KEYS}
+        cfg = load_stage_config(args.command, args.preset, args.config, overrides)
+        if args.command == "stage1":
+            summary = run_stage1(args.data, args.output_dir, cfg, args.vision_model, args.text_model, args.resume)
+        else:
+            summary = run_stage2(args.model, args.data, args.output_dir, cfg, args.resume)
+        if summary:
+            summary.pop("loss_history", None)
+    if summary:
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The two SciTune training stages, each a thin layer over TRL's `SFTTrainer`.
+
+Stage 1 (scientific concept alignment): vision tower and LLM frozen, only the projector trains, on the stage-1
+instruction dataset (`scitune-data`). Stage 2 (scientific instruction tuning): projector + LLM train (or LoRA on the
+LLM with the projector in `modules_to_save`, merged at the end), vision frozen, on ScienceQA conversations. The loss
+is on assistant tokens only (`assistant_only_loss=True` with the template's `{% generation %}` markers), so prompt
+and image tokens never count. What TRL and transformers already do (collation, checkpoints, resume with optimizer /
+scheduler / RNG state, logging, DDP) is not written again here. Each stage ends as a plain SciTune folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from .presets import StageConfig
+
+logger = logging.getLogger(__name__)
+LORA_TARGETS = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+def on_cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def freeze_for_stage(model, stage: str) -> list[str]:
+    """Set requires_grad for the stage; returns the names of the trainable parameters."""
+    model.requires_grad_(False)
+    model.model.multi_modal_projector.requires_grad_(True)
+    if stage == "stage2":
+        model.model.language_model.requires_grad_(True)
+        model.lm_head.requires_grad_(True)
+    model.model.vision_tower.eval()
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def check_stage1_rows(dataset, processor, max_length: int | None, image_seq_length: int) -> None:
+    """Fail before training on rows without an image, or a max_length that would cut through image tokens."""
+    if "images" not in dataset.column_names:
+        raise ValueError("stage-1 dataset has no 'images' column: every row must hold its figure")
+    image_counts = [len(images or []) for images in dataset["images"]]
+    missing = [i for i, count in enumerate(image_counts) if count == 0]
+    if missing:
+        raise ValueError(f"stage-1 dataset rows {missing[:10]} ({len(missing)} in all) have no image; stage 1 aligns "
+                         "figures with text, so every row needs one (rebuild it with `scitune-data`)")
+    check_max_length(dataset, processor, max_length, image_seq_length)
+
+
+def check_max_length(dataset, processor, max_length: int | None, image_seq_length: int) -> None:
+    """The user turn of every row (text + expanded image tokens) must fit, or truncation would cut image tokens."""
+    if max_length is None:
+        return
+    prompts = [processor.apply_chat_template([m[0]], add_generation_prompt=False) for m in dataset["messages"]]
+    lengths = [len(ids) for ids in processor.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    counts = [len(images or []) for images in dataset["images"]] if "images" in dataset.column_names else [0] * len(lengths)
+    needed = [length + count * (image_seq_length - 1) for length, count in zip(lengths, counts)]
+    worst = max(range(len(needed)), key=needed.__getitem__)
+    if needed[worst] > max_length:
+        raise ValueError(f"max_length={max_length} would truncate through the image tokens: row {worst} needs "
+                         f"{needed[worst]} tokens before its answer ({counts[worst]} image(s) x {image_seq_length} "
+                         "tokens). Raise max_length (or pass max_length=None).")
+
+
+def sft_arguments(cfg: StageConfig, output_dir: str):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        bf16=cfg.bf16 and (on_cuda() and torch.cuda.is_bf16_supported() or not on_cuda()),
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        assistant_only_loss=True,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        remove_unused_columns=False,
+        report_to="none",
+        use_cpu=not on_cuda(),
+        ddp_find_unused_parameters=False,
+    )
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` that holds weights *and* trainer state; half-written ones are reported and skipped."""
+    folders = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
+                     if p.name.split("-")[-1].isdigit() else -1)
+    for folder in reversed(folders):
+        has_weights = any(folder.glob("*.safetensors"))
+        if has_weights and (folder / "trainer_state.json").is_file() and (folder / "optimizer.pt").is_file():
+            return str(folder)
+        logger.warning("skipping incomplete checkpoint %s (missing weights, trainer_state.json or optimizer.pt)", folder)
+    return None
+
+
+def parameter_checksum(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume: bool, peft_config=None) -> dict:
+    from trl import SFTTrainer
+
+    start = time.perf_counter()
+    args = sft_arguments(cfg, output_dir)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                         peft_config=peft_config)
+    checkpoint = last_complete_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trained = trainer.model
+    if peft_config is not None:
+        trained = trained.merge_and_unload()
+    world = trainer.args.world_size
+    rank = trainer.args.process_index
+    if world > 1:  # each rank reports what it holds, so a test can check that all ranks agree
+        report = {"rank": rank, "world_size": world, "checksum": parameter_checksum(trained)}
+        Path(output_dir, f"rank_{rank}.json").write_text(json.dumps(report))
+    if trainer.is_world_process_zero():
+        trained.save_pretrained(output_dir)
+        processor.save_pretrained(output_dir)
+        history = [row for row in trainer.state.log_history if "loss" in row]
+        summary = {"stage": cfg.stage, "train_loss": result.training_loss, "global_step": trainer.state.global_step,
+                   "loss_history": history, "wall_time_s": round(time.perf_counter() - start, 1),
+                   "resumed_from": checkpoint, "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
+                   "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)}
+        Path(output_dir, "training_summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    return {}
+
+
+def build_stage1_model(cfg: StageConfig, data, vision_model: str | None, text_model: str | None):
+    """SciTune from the given backbones, or (tiny preset, no paths) small random ones with a corpus tokenizer."""
+    if vision_model and text_model:
+        from .assemble import assemble_scitune
+
+        return assemble_scitune(vision_model, text_model, projector_type=cfg.projector_type)
+    if vision_model or text_model:
+        raise ValueError("give both --vision-model and --text-model, or neither (random tiny backbones)")
+    from ..data.instructions import DESCRIBE_PROMPTS
+    from ..tiny import build_tiny_scitune, train_tokenizer
+
+    texts = [m[1]["content"][0]["text"] for m in data["messages"]]
+    tokenizer = train_tokenizer(texts + list(DESCRIBE_PROMPTS), vocab_size=800)
+    return build_tiny_scitune(None, projector_type=cfg.projector_type, tokenizer=tokenizer, seed=cfg.seed,
+                              image_size=64, patch_size=16)
+
+
+def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: str | None = None,
+               text_model: str | None = None, resume: bool = False) -> dict:
+    """Stage 1: train only the projector on the stage-1 instruction dataset; save a SciTune folder."""
+    import datasets
+
+    train = datasets.load_from_disk(str(data_dir))["train"]
+    if cfg.limit_train_samples:
+        train = train.select(range(min(cfg.limit_train_samples, len(train))))
+    train = train.select_columns([c for c in ("messages", "images") if c in train.column_names])
+    model, processor = build_stage1_model(cfg, train, vision_model, text_model)
+    check_stage1_rows(train, processor, cfg.max_length, model.config.image_seq_length)
+    trainable = freeze_for_stage(model, "stage1")
+    logger.info("stage 1 trains %d tensors: %s", len(trainable), trainable)
+    return _train(model, processor, train, cfg, output_dir, resume)
+
+
+def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int | None = None):
+    """ScienceQA problems as a TRL conversational vision dataset (text-only problems have no image)."""
+    import datasets
+
+    from ..scienceqa import load_scienceqa, to_conversation
+
+    loaded = load_scienceqa(sqa_dir, split)
+    if loaded.errors:
+        logger.warning("%d malformed ScienceQA records skipped for training: %s", len(loaded.errors), loaded.errors[:5])
+    problems = loaded.problems[:limit] if limit else loaded.problems
+    if not problems:
+        raise ValueError(f"no ScienceQA problems in split {split!r} of {sqa_dir}")
+    features = datasets.Features({
+        "messages": datasets.List({"role": datasets.Value("string"),
+                                   "content": datasets.List({"type": datasets.Value("string"),
+                                                             "text": datasets.Value("string")})}),
+        "images": datasets.List(datasets.Image()),
+    })
+    return datasets.Dataset.from_list([to_conversation(p, fmt) for p in problems], features=features)
+
+
+def run_stage2(model_dir: str, sqa_dir: str, output_dir: str, cfg: StageConfig, resume: bool = False) -> dict:
+    """Stage 2: projector + LLM (or LoRA on the LLM) on ScienceQA conversations; save a merged SciTune folder."""
+    from .assemble import load_scitune
+
+    model, processor = load_scitune(model_dir)
+    train = scienceqa_dataset(sqa_dir, cfg.format, "train", cfg.limit_train_samples)
+    check_max_length(train, processor, cfg.max_length, model.config.image_seq_length)
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        model.requires_grad_(False)
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules=LORA_TARGETS, modules_to_save=["multi_modal_projector"],
+                                 task_type="CAUSAL_LM")
+    else:
+        freeze_for_stage(model, "stage2")
+    os.makedirs(output_dir, exist_ok=True)
+    return _train(model, processor, train, cfg, output_dir, resume, peft_config)
