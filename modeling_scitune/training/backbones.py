@@ -138,13 +138,14 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
         for problem in load_scienceqa(sqa_dir, "train").problems:
             problem.image = None  # text only: lectures, solutions, questions
             sqa.append(to_conversation(problem, "QCM-LEPA")["messages"])
-    texts = corpus_texts(train["messages"], sqa)
-    tokenizer = train_tokenizer(texts + train["caption"], vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE)
+    captions = list(train["caption"])
+    texts = corpus_texts(list(train["messages"]), sqa)
+    tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE)
     image_processor = tiny_image_processor(cfg.image_size)
     images = torch.cat([image_processor([im[0] for im in train[i:i + 256]["images"]], return_tensors="pt")["pixel_values"]
                         for i in range(0, len(train), 256)])
     log = {"clip": [], "llama": []}
-    clip = train_clip(images, train["caption"], tokenizer, cfg, log["clip"])
+    clip = train_clip(images, captions, tokenizer, cfg, log["clip"])
     llama = train_llama(texts, tokenizer, cfg, log["llama"])
     for name, model in (("clip", clip), ("llama", llama)):
         model.save_pretrained(out / name)

@@ -82,7 +82,7 @@ def sft_arguments(cfg: StageConfig, output_dir: str):
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=cfg.max_length,
         bf16=cfg.bf16 and (on_cuda() and torch.cuda.is_bf16_supported() or not on_cuda()),
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         assistant_only_loss=True,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
@@ -177,6 +177,7 @@ def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: s
     if cfg.limit_train_samples:
         train = train.select(range(min(cfg.limit_train_samples, len(train))))
     train = train.select_columns([c for c in ("messages", "images") if c in train.column_names])
+    torch.manual_seed(cfg.seed)  # the projector's initialisation is part of a reproducible run
     model, processor = build_stage1_model(cfg, train, vision_model, text_model)
     check_stage1_rows(train, processor, cfg.max_length, model.config.image_seq_length)
     trainable = freeze_for_stage(model, "stage1")

@@ -1,0 +1,184 @@
+"""Two-stage training with TRL's SFTTrainer on tiny backbones: what trains, what stays frozen, loss masking,
+LoRA merge, resume after an interruption, bad input, and two real processes under torchrun."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modeling_scitune.data.cli import build_synthetic
+from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
+from modeling_scitune.training.backbones import pretrain_backbones
+from modeling_scitune.training.presets import BackboneConfig, load_stage_config
+from modeling_scitune.training.stages import run_stage1, run_stage2, scienceqa_dataset
+
+TINY_BACKBONES = BackboneConfig(image_size=32, patch_size=8, vision_hidden=32, vision_layers=2, clip_text_hidden=32,
+                                clip_text_layers=1, clip_projection=32, caption_tokens=32, clip_steps=3,
+                                clip_batch_size=8, text_hidden=48, text_layers=2, vocab_size=600, block_size=64,
+                                llm_steps=3, llm_batch_size=4)
+
+
+def weights(folder):
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def stage_cfg(stage, **overrides):
+    base = {"max_steps": 4, "save_steps": 100, "per_device_train_batch_size": 4, "logging_steps": 1}
+    return load_stage_config(stage, "tiny", overrides={**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    build_synthetic(40, root / "figures", workers=1)
+    write_synthetic_scienceqa(40, root / "sqa", workers=1, progress=False)
+    pretrain_backbones(str(root / "figures"), str(root / "backbones"), TINY_BACKBONES, sqa_dir=str(root / "sqa"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def stage1_dir(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stage1")
+    run_stage1(str(corpus / "figures"), str(out), stage_cfg("stage1"),
+               str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"))
+    return out
+
+
+def test_backbones_are_ordinary_hf_folders(corpus):
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    clip = AutoModel.from_pretrained(corpus / "backbones" / "clip")
+    llama = AutoModelForCausalLM.from_pretrained(corpus / "backbones" / "llama")
+    tokenizer = AutoTokenizer.from_pretrained(corpus / "backbones" / "llama")
+    assert type(clip).__name__ == "CLIPModel" and type(llama).__name__ == "LlamaForCausalLM"
+    assert llama.config.vocab_size == len(tokenizer) and "<image>" in tokenizer.get_vocab()
+    summary = json.loads((corpus / "backbones" / "backbones.json").read_text())
+    assert summary["log"]["clip"] and summary["log"]["llama"]
+
+
+def test_stage1_trains_only_the_projector(corpus, stage1_dir):
+    trained = weights(stage1_dir)
+    clip = load_file(str(corpus / "backbones" / "clip" / "model.safetensors"))
+    llama = load_file(str(corpus / "backbones" / "llama" / "model.safetensors"))
+    for key, value in trained.items():
+        if key.startswith("model.vision_tower."):
+            assert torch.equal(value, clip["vision_model." + key[len("model.vision_tower."):]]), key
+        elif key.startswith("model.language_model."):
+            assert torch.equal(value, llama["model." + key[len("model.language_model."):]]), key
+        elif key == "lm_head.weight":
+            assert torch.equal(value, llama["lm_head.weight"])
+    from modeling_scitune.training.assemble import assemble_scitune
+
+    torch.manual_seed(stage_cfg("stage1").seed)
+    initial, _ = assemble_scitune(str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"),
+                                  projector_type="mlp2x_gelu")
+    changed = {k for k, v in initial.state_dict().items() if not torch.equal(v, trained[k])}
+    assert changed == {f"model.multi_modal_projector.{n}.{p}" for n in ("linear_1", "linear_2") for p in ("weight", "bias")}
+    summary = json.loads((stage1_dir / "training_summary.json").read_text())
+    assert summary["global_step"] == 4 and summary["loss_history"]
+    assert (stage1_dir / "modeling_scitune.py").is_file() and (stage1_dir / "chat_template.jinja").is_file()
+
+
+def test_loss_counts_only_assistant_tokens(stage1_dir, corpus):
+    from transformers import AutoProcessor
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    processor = AutoProcessor.from_pretrained(stage1_dir, trust_remote_code=True)
+    dataset = scienceqa_dataset(str(corpus / "sqa"), "QCM-LEPA")
+    examples = [dataset[i] for i in range(4)]
+    assert any(e["images"] for e in examples) and any(not e["images"] for e in examples)
+    batch = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)(examples)
+    labels = batch["labels"]
+    assert not (labels == processor.image_token_id).any()
+    assert (batch["input_ids"] == processor.image_token_id).any()
+    for row, example in zip(labels, examples):
+        answer = processor.tokenizer.decode(row[row != -100])
+        assert answer == " " + example["messages"][1]["content"][0]["text"] + processor.tokenizer.eos_token
+
+
+def test_stage2_full_keeps_vision_frozen(stage1_dir, corpus, tmp_path):
+    run_stage2(str(stage1_dir), str(corpus / "sqa"), str(tmp_path), stage_cfg("stage2", learning_rate=1e-3))
+    before, after = weights(stage1_dir), weights(tmp_path)
+    for key in before:
+        if key.startswith("model.vision_tower."):
+            assert torch.equal(before[key], after[key]), key
+    assert not torch.equal(before["model.language_model.layers.0.mlp.up_proj.weight"],
+                           after["model.language_model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(before["model.multi_modal_projector.linear_1.weight"],
+                           after["model.multi_modal_projector.linear_1.weight"])
+
+
+def test_stage2_lora_merges_into_plain_scitune_folder(stage1_dir, corpus, tmp_path, figures):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    run_stage2(str(stage1_dir), str(corpus / "sqa"), str(tmp_path), stage_cfg("stage2", lora=True, learning_rate=1e-2))
+    assert not (tmp_path / "adapter_config.json").exists()
+    before, after = weights(stage1_dir), weights(tmp_path)
+    assert set(before) == set(after)  # merged: no lora_A/B or modules_to_save keys left
+    for key in before:
+        if key.startswith("model.vision_tower.") or "norm" in key or "embed_tokens" in key:
+            assert torch.equal(before[key], after[key]), key
+    assert not torch.equal(before["model.language_model.layers.0.self_attn.q_proj.weight"],
+                           after["model.language_model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(before["model.multi_modal_projector.linear_1.weight"],
+                           after["model.multi_modal_projector.linear_1.weight"])
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(tmp_path, trust_remote_code=True)
+    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "text", "text": "Which type?"},
+                                                                          {"type": "image"}]}], add_generation_prompt=True)
+    inputs = processor(images=[figures[0]], text=prompt, return_tensors="pt")
+    out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(corpus, tmp_path):
+    data, clip, llama = str(corpus / "figures"), str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama")
+    cfg = stage_cfg("stage1", max_steps=6, save_steps=3)
+    run_stage1(data, str(tmp_path / "full"), cfg, clip, llama)
+    # What an interruption right after the step-3 checkpoint leaves behind, plus a checkpoint cut off mid-save.
+    shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
+    (tmp_path / "resumed" / "checkpoint-5").mkdir()
+    (tmp_path / "resumed" / "checkpoint-5" / "config.json").write_text("{}")
+    summary = run_stage1(data, str(tmp_path / "resumed"), cfg, clip, llama, resume=True)
+    assert summary["resumed_from"].endswith("checkpoint-3")
+    full, resumed = weights(tmp_path / "full"), weights(tmp_path / "resumed")
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], atol=1e-6, rtol=0)
+
+
+def test_bad_input_fails_before_training(corpus, stage1_dir, tmp_path):
+    import datasets
+
+    no_images = datasets.load_from_disk(str(corpus / "figures"))
+    no_images = datasets.DatasetDict({"train": no_images["train"].map(lambda row: {"images": []})})
+    no_images.save_to_disk(str(tmp_path / "no-images"))
+    clip, llama = str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama")
+    with pytest.raises(ValueError, match="have no image"):
+        run_stage1(str(tmp_path / "no-images"), str(tmp_path / "a"), stage_cfg("stage1"), clip, llama)
+    with pytest.raises(ValueError, match="would truncate through the image tokens"):
+        run_stage1(str(corpus / "figures"), str(tmp_path / "b"), stage_cfg("stage1", max_length=20), clip, llama)
+    with pytest.raises(ValueError, match="not a SciTune checkpoint"):
+        run_stage2(str(corpus / "backbones" / "llama"), str(corpus / "sqa"), str(tmp_path / "c"), stage_cfg("stage2"))
+    with pytest.raises(ValueError, match="not a SciTune checkpoint"):
+        run_stage2(str(tmp_path), str(corpus / "sqa"), str(tmp_path / "d"), stage_cfg("stage2"))
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+
+
+def test_two_processes_under_torchrun_end_identical(corpus, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+               "-m", "modeling_scitune.training.cli", "stage1", "--data", str(corpus / "figures"),
+               "--vision-model", str(corpus / "backbones" / "clip"), "--text-model", str(corpus / "backbones" / "llama"),
+               "--output-dir", str(tmp_path), "--preset", "tiny", "--max-steps", "3", "--per-device-train-batch-size", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert {r["world_size"] for r in reports} == {2} and {r["rank"] for r in reports} == {0, 1}
+    assert reports[0]["checksum"] == reports[1]["checksum"]
+    assert (tmp_path / "model.safetensors").is_file()
