@@ -12,6 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: setup system-deps demo test test-slow clean
 
 setup: $(STAMP) system-deps
+	@PY=$(PY) bash scripts/fetch_assets.sh
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
