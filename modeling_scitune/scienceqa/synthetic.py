@@ -20,8 +20,7 @@ from ..data.records import FIGURE_TYPES
 from ..data.synthetic_figures import TRENDS, draw_figure
 
 SPLITS = {"train": 0.8, "val": 0.1, "test": 0.1}
-FIGURE_LECTURE = ("Scientific figures come in types. A graph plot draws lines, a scatterplot draws points, a bar chart "
-                  "draws bars, a node diagram draws boxes joined by arrows, and an equation shows a formula.")
+FIGURE_LECTURE = "Figures show data as lines, points, bars, boxes with arrows, or formulas."
 TYPE_EVIDENCE = {"Graph Plot": "lines over an axis", "Scatterplot": "separate points", "Bar Chart": "bars",
                  "Node Diagram": "boxes joined by arrows", "Equation": "a formula"}
 CONTINENTS = {"Kenya": "Africa", "Peru": "South America", "Japan": "Asia", "Norway": "Europe", "Canada": "North America",
@@ -61,7 +60,7 @@ def image_problem(rng: random.Random) -> tuple[dict, bytes]:
         question = "How many data series are plotted?"
         count = str(facts["series_count"])
         choices, answer = _options(count, ["1", "2", "3", "4"], rng.randint(2, 4), rng)
-        solution = f"Count the distinct line or marker styles: there are {count}."
+        solution = f"Count the line or marker styles: {count}."
         topic, skill = "reading graphs", "Count the series in a graph"
     elif figure_type == "Bar Chart":
         question = "Which category has the highest bar?"
@@ -72,13 +71,13 @@ def image_problem(rng: random.Random) -> tuple[dict, bytes]:
         question = "How many boxes does the diagram have?"
         count = str(facts["node_count"])
         choices, answer = _options(count, ["3", "4", "5", "6"], rng.randint(2, 4), rng)
-        solution = f"Count the boxes: there are {count}."
+        solution = f"Count the boxes: {count}."
         topic, skill = "diagrams", "Count the parts of a diagram"
     else:
         question = "How many equations are shown?"
         count = str(facts["equation_count"])
         choices, answer = _options(count, ["1", "2", "3"], rng.randint(2, 3), rng)
-        solution = f"Count the formulas: there are {count}."
+        solution = f"Count the formulas: {count}."
         topic, skill = "equations", "Count equations"
     hint = "" if rng.random() < 0.7 else rng.choice(("This figure comes from a research paper.",
                                                      "The figure is part of a lab report."))
@@ -134,6 +133,18 @@ def text_problem(rng: random.Random) -> dict:
     return {"question": question, "choices": choices, "answer": answer, "hint": hint, "image": None,
             "subject": subject, "topic": topic, "category": kind, "skill": topic, "lecture": lecture,
             "solution": solution}
+
+
+def pretraining_problems(n: int, seed: int = 0) -> list:
+    """Text-only problems for LLM pretraining, from a seed stream disjoint from `write_synthetic_scienceqa`'s."""
+    from .problems import Problem
+
+    problems = []
+    for index in range(n):
+        record = text_problem(random.Random(f"scitune-sqa-pretraining-{seed}-{index}"))
+        problems.append(Problem(pid=f"pretrain-{index}", **{k: record[k] for k in (
+            "question", "choices", "answer", "hint", "subject", "topic", "category", "skill", "lecture", "solution")}))
+    return problems
 
 
 def make_problem(index: int, seed: int) -> tuple[dict, bytes | None]:

@@ -139,6 +139,10 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
             problem.image = None  # text only: lectures, solutions, questions
             sqa.append(to_conversation(problem, "QCM-LEPA")["messages"])
     captions = list(train["caption"])
+    if cfg.pretrain_qa_problems:
+        from ..scienceqa.synthetic import pretraining_problems
+
+        sqa += [to_conversation(p, "QCM-LEPA")["messages"] for p in pretraining_problems(cfg.pretrain_qa_problems, cfg.seed)]
     texts = corpus_texts(list(train["messages"]), sqa)
     tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE)
     image_processor = tiny_image_processor(cfg.image_size)

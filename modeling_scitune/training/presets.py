@@ -35,6 +35,9 @@ class BackboneConfig:
     vocab_size: int = 1200
     block_size: int = 128
     llm_steps: int = 300
+    # Text-only multiple-choice problems (options -> letter) added to the LLM corpus, as a real LLM has read many:
+    # drawn from the generator with their own seed, never from the ScienceQA set that stage 2 trains and tests on.
+    pretrain_qa_problems: int = 0
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     seed: int = 0
