@@ -1,7 +1,7 @@
 """A small Hugging Face Hub stand-in on 127.0.0.1, for testing real `huggingface_hub` / `datasets` code offline.
 
-It implements just the HTTP API the clients call to create a repo, upload in one commit (preupload + NDJSON commit,
-every file inline as a "regular" upload) and download back (repo info, tree, paths-info, refs, resolve). Repos live
+It implements just the HTTP API the clients call to create a repo, upload in one commit (preupload; small text files
+inline in the NDJSON commit, binaries through the basic Git-LFS batch + PUT protocol) and download back (repo info, tree, paths-info, refs, resolve). Repos live
 in memory; every commit is a full snapshot. It binds to the loopback address only and stops with the test.
 """
 
@@ -54,6 +54,7 @@ class HubState:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lock = threading.Lock()
         self.requests: list[str] = []
+        self.lfs: dict[str, bytes] = {}  # sha256 -> content uploaded through the LFS protocol
 
 
 def _entry(path: str, data: bytes | None) -> dict:
@@ -115,6 +116,9 @@ class HubHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._route("POST")
 
+    def do_PUT(self):
+        self._route("PUT")
+
     def _route(self, method: str):
         url = urlparse(self.path)
         parts = [unquote(p) for p in url.path.strip("/").split("/")]
@@ -126,6 +130,10 @@ class HubHandler(BaseHTTPRequestHandler):
                     return self._validate_yaml(json.loads(self._body() or b"{}"))
                 if parts[:3] == ["api", "repos", "create"] and method == "POST":
                     return self._create_repo(json.loads(self._body() or b"{}"))
+                if parts[0] == "lfs-upload" and method == "PUT":
+                    return self._lfs_put(parts[1])
+                if parts[-4:] == ["info", "lfs", "objects", "batch"] and method == "POST":
+                    return self._lfs_batch(json.loads(self._body()))
                 if parts[0] == "api" and len(parts) >= 4 and parts[1] in ("models", "datasets"):
                     return self._api(method, parts[1][:-1], f"{parts[2]}/{parts[3]}", parts[4:], query)
                 if "resolve" in parts:
@@ -177,7 +185,11 @@ class HubHandler(BaseHTTPRequestHandler):
             return self._send(200, info)
         if action == "preupload" and method == "POST":
             payload = json.loads(self._body())
-            return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+            def mode(entry):
+                binary = entry["path"].endswith((".safetensors", ".parquet", ".arrow", ".png"))
+                return "lfs" if binary or entry["size"] > 100_000 else "regular"
+
+            return self._send(200, {"files": [{"path": f["path"], "uploadMode": mode(f), "shouldIgnore": False}
                                               for f in payload["files"]], "commitOid": repo.branches.get(revision)})
         if action == "commit" and method == "POST":
             return self._commit(repo, kind, repo_id, unquote(revision))
@@ -212,6 +224,10 @@ class HubHandler(BaseHTTPRequestHandler):
                 message = value.get("summary", "")
             elif item["key"] == "file":
                 additions[value["path"]] = base64.b64decode(value["content"])
+            elif item["key"] == "lfsFile":
+                if value["oid"] not in self.state.lfs:
+                    return self._error(400, "BadRequest", f"LFS object {value['oid']} of {value['path']} was never uploaded")
+                additions[value["path"]] = self.state.lfs[value["oid"]]
             elif item["key"] in ("deletedFile", "deletedFolder"):
                 deletions.append(value["path"])
             else:
@@ -220,6 +236,22 @@ class HubHandler(BaseHTTPRequestHandler):
         prefix = "datasets/" if kind == "dataset" else ""
         return self._send(200, {"commitUrl": f"{self._base()}/{prefix}{repo_id}/commit/{sha}", "commitOid": sha,
                                 "pullRequestUrl": None})
+
+    def _lfs_batch(self, payload: dict):
+        objects = []
+        for obj in payload.get("objects", []):
+            entry = {"oid": obj["oid"], "size": obj["size"]}
+            if obj["oid"] not in self.state.lfs:
+                entry["actions"] = {"upload": {"href": f"{self._base()}/lfs-upload/{obj['oid']}", "header": {}}}
+            objects.append(entry)
+        return self._send(200, {"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
+
+    def _lfs_put(self, oid: str):
+        data = self._body()
+        if hashlib.sha256(data).hexdigest() != oid:
+            return self._error(400, "BadRequest", "uploaded content does not match its sha256")
+        self.state.lfs[oid] = data
+        return self._send(200, {})
 
     def _tree(self, repo: Repo, revision: str, path: str, recursive: bool):
         sha = repo.resolve(revision)

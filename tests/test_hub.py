@@ -42,7 +42,7 @@ import json, sys
 from datasets import load_dataset
 ds = load_dataset(sys.argv[1])
 print(json.dumps({split: [list(row["images"][0].convert("RGB").getdata())[:4000:97] for row in ds[split]]
-                  for split in ds} | {"_captions": ds["train"]["caption"]}))
+                  for split in ds} | {"_captions": list(ds["train"]["caption"])}))
 """
 
 
@@ -129,7 +129,7 @@ def test_push_dataset_and_load_it_back(tmp_path):
         loaded = run(["-c", LOAD_DATASET, "sci/figs"], env, tmp_path)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     remote = json.loads(loaded.stdout.strip().splitlines()[-1])
-    assert remote["_captions"] == local["train"]["caption"]
+    assert remote["_captions"] == list(local["train"]["caption"])
     for split in local:
         expected = [list(row["images"][0].convert("RGB").getdata())[:4000:97] for row in local[split]]
         assert [[list(p) for p in px] for px in expected] == remote[split]
