@@ -43,6 +43,9 @@ class SciTuneConfig(PreTrainedConfig):
         projector_hidden_act (`str`, defaults to `"gelu"`): activation of the `mlp2x_gelu` projector.
         multimodal_projector_bias (`bool`, defaults to `True`): whether the projector linears have a bias.
         tie_word_embeddings (`bool`, defaults to `False`): tie `lm_head` to the input embeddings.
+        truncate_vision_tower (`bool`, defaults to `True`): build the vision tower only up to the deepest layer in
+            `vision_feature_layer` (with -2, the last CLIP layer and its post-layernorm are never used, so they are
+            neither computed nor kept in memory; their checkpoint weights are ignored).
     """
 
     model_type = "scitune"
@@ -76,6 +79,7 @@ class SciTuneConfig(PreTrainedConfig):
     projector_hidden_act: str = "gelu"
     multimodal_projector_bias: bool = True
     tie_word_embeddings: bool = False
+    truncate_vision_tower: bool = True
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -82,7 +82,7 @@ def convert_original(original: str | Path, output_dir: str | Path, vision_model:
     model.model.language_model.load_state_dict(language, strict=True)
     model.lm_head.load_state_dict({"weight": state["lm_head.weight"]})
     model.model.multi_modal_projector.load_state_dict(projector_state, strict=True)
-    model.model.vision_tower.load_state_dict(tower.state_dict(), strict=True)
+    model.model.load_vision_tower_weights(tower.state_dict())
     processor = SciTuneProcessor(
         image_processor=image_processor, tokenizer=tokenizer, patch_size=vision_config.patch_size,
         vision_feature_select_strategy="default", image_token=ORIGINAL_IMAGE_TOKEN, num_additional_image_tokens=1,
@@ -112,8 +112,15 @@ def export_to_llava(scitune_dir: str | Path, output_dir: str | Path):
     )
     llava = LlavaForConditionalGeneration(llava_config)
     missing, unexpected = llava.load_state_dict(model.state_dict(), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"state dicts differ: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    # A truncated SciTune tower has no weights for the layers after the feature layer: LLaVA computes but never uses
+    # them (it reads hidden_states[vision_feature_layer]), so they keep their fresh initialisation.
+    kept = model.model.vision_layers_kept
+    unused_tail = [k for k in missing if k.startswith("model.vision_tower.post_layernorm.") or (
+        kept is not None and k.startswith("model.vision_tower.encoder.layers.")
+        and int(k.split(".")[4]) >= kept)]
+    if set(missing) - set(unused_tail) or unexpected:
+        raise ValueError(f"state dicts differ: missing {sorted(set(missing) - set(unused_tail))[:5]}, "
+                         f"unexpected {unexpected[:5]}")
     llava.generation_config = model.generation_config
     llava.save_pretrained(output_dir)
     ours = AutoProcessor.from_pretrained(scitune_dir, trust_remote_code=True)

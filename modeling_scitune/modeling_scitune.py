@@ -19,9 +19,11 @@ from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, ModelOutput
 from transformers.modeling_utils import PreTrainedModel
-from transformers.utils import torch_compilable_check
+from transformers.utils import logging, torch_compilable_check
 
 from .configuration_scitune import SciTuneConfig
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -87,9 +89,47 @@ class SciTuneModel(SciTunePreTrainedModel):
     def __init__(self, config: SciTuneConfig):
         super().__init__(config)
         self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.vision_layers_kept = self._truncate_vision_tower()
         self.multi_modal_projector = SciTuneMultiModalProjector(config)
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
+
+    def _truncate_vision_tower(self) -> int | None:
+        """Drop the encoder layers (and post-layernorm) after the deepest feature layer; returns the layers kept.
+
+        With `vision_feature_layer=-2` the last layer never contributes to the features, so computing it (and keeping
+        its weights) is pure waste. Checkpoints that hold those weights still load: they are ignored.
+        """
+        layers = getattr(getattr(self.vision_tower, "encoder", None), "layers", None)
+        if not self.config.truncate_vision_tower or layers is None:
+            return None
+        keep = max(self.config.vision_feature_layers)
+        total = len(layers)
+        if keep < total:
+            self.vision_tower.encoder.layers = layers[:keep]
+            dropped = "|".join(str(i) for i in range(keep, total))
+            self._keys_to_ignore_on_load_unexpected = [
+                rf"vision_tower\.(vision_model\.)?encoder\.layers\.({dropped})\.",
+                r"vision_tower\.(vision_model\.)?post_layernorm\.",
+            ]
+            logger.warning_once(
+                f"SciTune computes the vision tower up to layer {keep} of {total} (vision_feature_layer="
+                f"{self.config.vision_feature_layer}): layers {keep}..{total - 1} and the post-layernorm are not used, "
+                "so they are dropped and their checkpoint weights ignored (set truncate_vision_tower=False to keep them)."
+            )
+        if hasattr(self.vision_tower, "post_layernorm"):
+            self.vision_tower.post_layernorm = nn.Identity()
+        return keep
+
+    def load_vision_tower_weights(self, state_dict: dict) -> list[str]:
+        """Load a full vision-tower state dict (e.g. a CLIP checkpoint); returns the unused keys that were dropped."""
+        own = self.vision_tower.state_dict()
+        unused = [k for k in state_dict if k not in own]
+        self.vision_tower.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=True)
+        if unused:
+            logger.warning(f"vision tower truncated at layer {self.vision_layers_kept}: dropped {len(unused)} unused "
+                           f"weights ({unused[0]} ...) of the layers it never computes")
+        return unused
 
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()
@@ -97,11 +137,19 @@ class SciTuneModel(SciTunePreTrainedModel):
     def set_input_embeddings(self, value):
         self.language_model.set_input_embeddings(value)
 
-    def select_vision_features(self, hidden_states, vision_feature_layer=None, vision_feature_select_strategy=None):
-        """Pick the configured hidden state(s) of the vision tower, drop CLS for "default", concatenate layers."""
+    def encode_images(self, pixel_values, vision_feature_layer=None, vision_feature_select_strategy=None):
+        """The selected vision features (before the projector): what stage 1 can cache, since the tower is frozen."""
         layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
         strategy = vision_feature_select_strategy or self.config.vision_feature_select_strategy
-        layers = [layer] if isinstance(layer, int) else list(layer)
+        total = self.config.vision_config.num_hidden_layers + 1
+        layers = [index % total for index in ([layer] if isinstance(layer, int) else list(layer))]
+        if self.vision_layers_kept is not None and max(layers) > self.vision_layers_kept:
+            raise ValueError(f"vision_feature_layer={layer} needs layer {max(layers)}, but this model's vision tower "
+                             f"was truncated after layer {self.vision_layers_kept} (truncate_vision_tower=True)")
+        if layers == [self.vision_layers_kept]:  # the truncated tower's last output is the feature layer itself
+            hidden_states = {layers[0]: self.vision_tower(pixel_values, return_dict=True).last_hidden_state}
+        else:
+            hidden_states = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True).hidden_states
         selected = [hidden_states[index] for index in layers]
         if strategy == "default":
             selected = [states[:, 1:] for states in selected]
@@ -123,10 +171,7 @@ class SciTuneModel(SciTunePreTrainedModel):
         kwargs.pop("return_dict", None)
         kwargs.pop("output_hidden_states", None)
         pixel_values = pixel_values.to(dtype=self.vision_tower.dtype)
-        vision_outputs = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
-        selected = self.select_vision_features(
-            vision_outputs.hidden_states, vision_feature_layer, vision_feature_select_strategy
-        )
+        selected = self.encode_images(pixel_values, vision_feature_layer, vision_feature_select_strategy)
         image_features = self.multi_modal_projector(selected)
         return BaseModelOutputWithPooling(
             last_hidden_state=selected,

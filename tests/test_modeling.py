@@ -34,6 +34,29 @@ def test_state_dict_uses_llava_v5_layout(linear):
     assert isinstance(model.model, SciTuneModel) and model.base_model_prefix == "model"
 
 
+def test_vision_tower_is_truncated_at_the_feature_layer(tiny_linear_dir):
+    model = SciTuneForConditionalGeneration.from_pretrained(tiny_linear_dir)
+    assert len(model.model.vision_tower.encoder.layers) == 1  # 2 layers, feature layer -2 -> only layer 1 is needed
+    assert not any("post_layernorm" in k or "encoder.layers.1." in k for k in model.state_dict())
+    full = SciTuneForConditionalGeneration.from_pretrained(tiny_linear_dir, truncate_vision_tower=False)
+    assert len(full.model.vision_tower.encoder.layers) == 2
+
+
+def test_truncated_and_full_towers_give_identical_outputs(tiny_linear_dir, figures):
+    processor = AutoProcessor.from_pretrained(tiny_linear_dir, trust_remote_code=True)
+    inputs = chat_inputs(processor, figures[:2], n_images=2)
+    torch.manual_seed(0)
+    full = SciTuneForConditionalGeneration.from_pretrained(tiny_linear_dir, truncate_vision_tower=False).eval()
+    truncated = SciTuneForConditionalGeneration(full.config.__class__(**{**full.config.to_dict(), "truncate_vision_tower": True}))
+    dropped = truncated.model.load_vision_tower_weights(full.model.vision_tower.state_dict())  # a full CLIP state dict
+    assert dropped and all("layers.1." in k or "post_layernorm" in k for k in dropped)
+    truncated.model.multi_modal_projector.load_state_dict(full.model.multi_modal_projector.state_dict())
+    truncated.model.language_model.load_state_dict(full.model.language_model.state_dict())
+    truncated.lm_head.load_state_dict(full.lm_head.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(truncated.eval()(**inputs).logits, full(**inputs).logits, rtol=0, atol=0)
+
+
 def test_checkpoint_with_legacy_vision_model_prefix_loads(tiny_linear_dir, tmp_path):
     """Checkpoints written in the older `model.vision_tower.vision_model.*` layout load into the same weights."""
     import shutil
@@ -126,7 +149,10 @@ def test_mlp_projector_checkpoint_loads_into_native_llava(tiny_mlp_dir, figures)
         multimodal_projector_bias=cfg.multimodal_projector_bias,
     )
     llava, info = LlavaForConditionalGeneration.from_pretrained(tiny_mlp_dir, config=llava_config, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"]
+    # Only the vision layers SciTune never computes (after layer -2, and the post-layernorm) are absent.
+    assert info["missing_keys"] and all(
+        k.startswith(("model.vision_tower.encoder.layers.1.", "model.vision_tower.post_layernorm.")) for k in info["missing_keys"])
+    assert not info["unexpected_keys"]
     inputs = chat_inputs(processor, figures[:1])
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).logits, llava.eval()(**inputs).logits, atol=1e-5, rtol=0)

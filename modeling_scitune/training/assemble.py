@@ -90,7 +90,7 @@ def assemble_scitune(
         tie_word_embeddings=bool(getattr(text_config, "tie_word_embeddings", False)),
     )
     model = SciTuneForConditionalGeneration(config).to(dtype)
-    model.model.vision_tower.load_state_dict(tower.state_dict())
+    model.model.load_vision_tower_weights(tower.state_dict())
     model.model.language_model.load_state_dict(language_model.model.state_dict())
     model.lm_head.load_state_dict(language_model.lm_head.state_dict())
     model.generation_config = generation_config_for(tokenizer)
