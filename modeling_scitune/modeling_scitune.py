@@ -232,7 +232,11 @@ class SciTuneModel(SciTunePreTrainedModel):
 
         image_features = None
         if image_output is not None:
-            image_features = torch.cat(list(image_output.pooler_output), dim=0)
+            pooled = image_output.pooler_output
+            if pooled is None:  # cached vision features (frozen tower): only the projector runs
+                projector_dtype = self.multi_modal_projector.linear_1.weight.dtype
+                pooled = self.multi_modal_projector(image_output.last_hidden_state.to(projector_dtype))
+            image_features = torch.cat(list(pooled), dim=0)
             image_features = image_features.to(inputs_embeds.device, inputs_embeds.dtype)
             special_image_mask = self.get_placeholder_mask(input_ids, inputs_embeds, image_features)
             inputs_embeds = inputs_embeds.masked_scatter(special_image_mask, image_features)

@@ -182,3 +182,39 @@ def test_two_processes_under_torchrun_end_identical(corpus, tmp_path):
     assert {r["world_size"] for r in reports} == {2} and {r["rank"] for r in reports} == {0, 1}
     assert reports[0]["checksum"] == reports[1]["checksum"]
     assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_feature_cache_gives_the_same_loss_and_falls_back_when_tower_trains(corpus, tmp_path):
+    import datasets
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from modeling_scitune.training.assemble import assemble_scitune
+    from modeling_scitune.training.feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
+
+    model, processor = assemble_scitune(str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"),
+                                        projector_type="mlp2x_gelu")
+    model.eval()
+    rows = datasets.load_from_disk(str(corpus / "figures"))["train"].select(range(4)).select_columns(["messages", "images"])
+    cached = add_cached_features(rows, model, processor, tmp_path / "cache")
+    again = add_cached_features(rows, model, processor, tmp_path / "cache")  # second call reuses the cache file
+    assert len(list((tmp_path / "cache").rglob("*.arrow"))) == 1 and again["vision_features"] == cached["vision_features"]
+    base = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)
+    plain = base([dict(r) for r in rows])
+    fast = CachedFeatureCollator(base)([dict(r) for r in cached])
+    assert "pixel_values" in plain and "pixel_values" not in fast and "mm_encoder_outputs" in fast
+    assert torch.equal(plain["input_ids"], fast["input_ids"]) and torch.equal(plain["labels"], fast["labels"])
+    with torch.no_grad():
+        loss_plain = model(**plain).loss
+        loss_cached = model(**fast).loss
+    torch.testing.assert_close(loss_cached, loss_plain, atol=1e-6, rtol=0)
+    model.model.vision_tower.requires_grad_(True)
+    assert not tower_is_frozen(model)
+
+
+def test_stage1_with_feature_cache_trains_the_projector(corpus, tmp_path):
+    cfg = stage_cfg("stage1")
+    assert cfg.feature_cache  # the tiny preset uses the cache
+    summary = run_stage1(str(corpus / "figures"), str(tmp_path), cfg, str(corpus / "backbones" / "clip"),
+                         str(corpus / "backbones" / "llama"))
+    assert summary["global_step"] == 4 and list((tmp_path / "feature-cache").rglob("*.arrow"))
+    assert summary["loss_history"][0]["loss"] > 0

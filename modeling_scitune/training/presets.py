@@ -72,6 +72,7 @@ class StageConfig:
     seed: int = 42
     dataloader_num_workers: int = 0
     limit_train_samples: int | None = None
+    feature_cache: bool = False  # stage 1: compute frozen-tower features once and train on them
     extra: dict = field(default_factory=dict)
 
 
@@ -79,7 +80,8 @@ PRESETS = {
     "stage1": {
         "tiny": {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "bf16": False,
                  "gradient_checkpointing": False, "max_length": None, "logging_steps": 5, "save_steps": 50,
-                 "num_train_epochs": 3.0, "learning_rate": 2e-3, "projector_type": "mlp2x_gelu", "variant": "CTOM"},
+                 "num_train_epochs": 3.0, "learning_rate": 2e-3, "projector_type": "mlp2x_gelu", "variant": "CTOM",
+                 "feature_cache": True},
     },
     "stage2": {
         "tiny": {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "bf16": False,

@@ -119,13 +119,14 @@ def parameter_checksum(model) -> str:
     return digest.hexdigest()
 
 
-def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume: bool, peft_config=None) -> dict:
+def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume: bool, peft_config=None,
+           data_collator=None) -> dict:
     from trl import SFTTrainer
 
     start = time.perf_counter()
     args = sft_arguments(cfg, output_dir)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         peft_config=peft_config)
+                         peft_config=peft_config, data_collator=data_collator)
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", output_dir)
@@ -182,7 +183,19 @@ def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: s
     check_stage1_rows(train, processor, cfg.max_length, model.config.image_seq_length)
     trainable = freeze_for_stage(model, "stage1")
     logger.info("stage 1 trains %d tensors: %s", len(trainable), trainable)
-    return _train(model, processor, train, cfg, output_dir, resume)
+    collator = None
+    if cfg.feature_cache:
+        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+        from .feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
+
+        if tower_is_frozen(model):
+            train = add_cached_features(train, model, processor, Path(output_dir) / "feature-cache")
+            collator = CachedFeatureCollator(DataCollatorForVisionLanguageModeling(
+                processor, max_length=cfg.max_length, assistant_only_loss=True))
+        else:
+            logger.warning("feature cache not used: the vision tower has trainable weights")
+    return _train(model, processor, train, cfg, output_dir, resume, data_collator=collator)
 
 
 def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int | None = None):
