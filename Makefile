@@ -24,7 +24,7 @@ system-deps:
 	@bash scripts/install_system_deps.sh
 
 demo: setup
-	$(PY) -m modeling_scitune.demo $(DEMO_ARGS)
+	$(PY) -m modeling_scitune.main_job $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -1,0 +1,272 @@
+#!/usr/bin/env python
+"""SciTune vs transformers' own LlavaForConditionalGeneration: same backbones, same weights, same data, one process.
+
+    python benchmarks/bench_speed.py --output-dir OUT [--quick] [--sizes tiny mid] [--repeats 5] [--dtypes float32 bfloat16]
+
+For each size and dtype, A/B runs alternate (SciTune, then LLaVA, repeated) and every figure is reported as the ratio
+SciTune / LLaVA with min / median / max over the repeats: stage-1 train step samples/s (SciTune with its frozen-tower
+feature cache and truncated tower; LLaVA from pixels), stage-2 train step samples/s (projector + LLM trainable),
+greedy generation tokens/s at batch 1 and 8, and peak memory of a stage-1 step (resident-set growth; lower is
+better, so that ratio should be <= 1). MFU = 6 * (LLM + projector params) * LLM tokens/s over the fp32/bf16 matmul
+FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/speed.png and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SIZES = {
+    "micro": {"image_size": 32, "patch_size": 8, "vision_hidden": 32, "vision_layers": 2, "text_hidden": 64, "text_layers": 2},
+    "tiny": {"image_size": 64, "patch_size": 8, "vision_hidden": 128, "vision_layers": 4, "text_hidden": 192, "text_layers": 4},
+    "mid": {"image_size": 64, "patch_size": 8, "vision_hidden": 384, "vision_layers": 12, "text_hidden": 512, "text_layers": 8},
+}
+BATCH = 8
+NEW_TOKENS = 24
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Resident-set growth over a block, sampled every 2 ms (CPU has no allocator counters like CUDA's)."""
+
+    def __enter__(self):
+        gc.collect()
+        self.base = self.peak = rss_bytes()
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, rss_bytes())
+        self.growth = self.peak - self.base
+
+
+def matmul_flops(dtype, n=2048, repeats=5) -> float:
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def build_pair(size: dict, seed: int = 0):
+    """A SciTune model and a native LLaVA with identical weights, their processor, and one collated batch."""
+    import torch
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from modeling_scitune.data.synthetic import make_synthetic_record
+    from modeling_scitune.tiny import default_corpus, generation_config_for, processor_for, tiny_config, train_tokenizer
+
+    from modeling_scitune import SciTuneForConditionalGeneration
+
+    tokenizer = train_tokenizer(default_corpus(), vocab_size=1200)
+    config = tiny_config(tokenizer, projector_type="mlp2x_gelu", **size)
+    torch.manual_seed(seed)
+    scitune = SciTuneForConditionalGeneration(config)
+    llava_config = LlavaConfig(vision_config=config.vision_config.to_dict(), text_config=config.text_config.to_dict(),
+                               image_token_index=config.image_token_id, image_seq_length=config.image_seq_length)
+    llava = LlavaForConditionalGeneration(llava_config)
+    llava.load_state_dict(scitune.state_dict(), strict=False)  # the tail SciTune never computes stays as initialised
+    for model in (scitune, llava):
+        model.generation_config = generation_config_for(tokenizer)
+    processor = processor_for(config, tokenizer)
+    rows = []
+    for i in range(BATCH):
+        record = make_synthetic_record(i, seed)
+        from PIL import Image
+        import io
+
+        rows.append({"messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Describe the following image in detail."}, {"type": "image"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": f"{record.figure_type} {record.caption}"}]}],
+            "images": [Image.open(io.BytesIO(record.image)).convert("RGB")]})
+    batch = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)(rows)
+    return scitune, llava, processor, batch, rows
+
+
+def set_trainable(model, stage: str):
+    model.requires_grad_(False)
+    model.model.multi_modal_projector.requires_grad_(True)
+    if stage == "stage2":
+        model.model.language_model.requires_grad_(True)
+        model.lm_head.requires_grad_(True)
+
+
+def train_steps(model, inputs: dict, steps: int, autocast) -> float:
+    """samples/s over `steps` optimizer steps (one warm-up step first, not timed)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    model.train()
+
+    def step():
+        with autocast():
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return BATCH * steps / (time.perf_counter() - start)
+
+
+def generate_speed(model, processor, rows, batch_size: int, autocast) -> float:
+    import torch
+
+    processor.tokenizer.padding_side = "left"
+    chats = [[row["messages"][0]] for row in rows[:batch_size]]
+    prompts = [processor.apply_chat_template(chat, add_generation_prompt=True) for chat in chats]
+    inputs = processor(images=[row["images"][0] for row in rows[:batch_size]], text=prompts, padding=True,
+                       return_tensors="pt")
+    model.eval()
+    kwargs = {"max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS, "do_sample": False}
+    with torch.inference_mode(), autocast():
+        model.generate(**inputs, max_new_tokens=2, do_sample=False)
+        start = time.perf_counter()
+        model.generate(**inputs, **kwargs)
+        return batch_size * NEW_TOKENS / (time.perf_counter() - start)
+
+
+def summarize(ratios: list[float]) -> dict:
+    return {"min": round(min(ratios), 3), "median": round(statistics.median(ratios), 3), "max": round(max(ratios), 3)}
+
+
+def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int, peak_flops: float) -> dict:
+    import torch
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == torch.bfloat16 else nullcontext
+    scitune, llava, processor, batch, rows = build_pair(size)
+    start = time.perf_counter()
+    with torch.no_grad():
+        features = scitune.model.encode_images(batch["pixel_values"])  # the stage-1 cache, built once
+    cache_build_s = time.perf_counter() - start
+    cached = {k: v for k, v in batch.items() if k != "pixel_values"}
+    cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
+    raw = {key: {"scitune": [], "llava": []} for key in ("stage1_train", "stage2_train", "generate_b1", "generate_b8",
+                                                         "peak_memory")}
+    for _ in range(repeats):
+        for stage in ("stage1", "stage2"):
+            for label, model, inputs in (("scitune", scitune, cached if stage == "stage1" else batch),
+                                         ("llava", llava, batch)):
+                set_trainable(model, stage)
+                if stage == "stage1":
+                    with PeakMemory() as memory:
+                        raw["stage1_train"][label].append(train_steps(model, inputs, steps, autocast))
+                    raw["peak_memory"][label].append(memory.growth)
+                else:
+                    raw["stage2_train"][label].append(train_steps(model, inputs, steps, autocast))
+        for batch_size in (1, 8):
+            for label, model in (("scitune", scitune), ("llava", llava)):
+                raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
+    result = {}
+    for key, values in raw.items():
+        ratios = [max(a, 1) / max(b, 1) for a, b in zip(values["scitune"], values["llava"])]
+        result[key] = summarize(ratios)
+    lm_params = sum(p.numel() for p in scitune.model.language_model.parameters()) + \
+        sum(p.numel() for p in scitune.model.multi_modal_projector.parameters()) + scitune.lm_head.weight.numel()
+    tokens_per_sample = int(batch["attention_mask"].sum()) / BATCH
+    mfu = {label: round(6 * lm_params * tokens_per_sample * statistics.median(raw["stage2_train"][label]) / peak_flops, 4)
+           for label in ("scitune", "llava")}
+    params = {"scitune": sum(p.numel() for p in scitune.parameters()), "llava": sum(p.numel() for p in llava.parameters())}
+    return {"ratios": result, "raw": raw, "mfu": mfu, "params": params, "cache_build_s": round(cache_build_s, 3),
+            "tokens_per_sample": tokens_per_sample, "matmul_flops": peak_flops}
+
+
+def plot(results: dict, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    keys = ["stage1_train", "stage2_train", "generate_b1", "generate_b8", "peak_memory"]
+    figure = Figure(figsize=(9, 3.4), dpi=100)
+    ax = figure.add_subplot()
+    labels = [f"{size}/{dtype}" for size in results for dtype in results[size]["by_dtype"]]
+    width = 0.8 / max(len(labels), 1)
+    for i, label in enumerate(labels):
+        size, dtype = label.split("/")
+        values = [results[size]["by_dtype"][dtype]["ratios"][k]["median"] for k in keys]
+        ax.bar([k + i * width for k in range(len(keys))], values, width=width, label=label)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([k + width * (len(labels) - 1) / 2 for k in range(len(keys))], keys)
+    ax.set_ylabel("SciTune / LLaVA (median)")
+    ax.set_title("speed ratios (>1 faster; peak_memory <1 smaller)")
+    ax.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def main(argv=None):
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--quick", action="store_true", help="tiny size only (a few minutes)")
+    parser.add_argument("--sizes", nargs="+", default=None, choices=sorted(SIZES))
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args(argv)
+    sizes = args.sizes or (["tiny"] if args.quick else ["tiny", "mid"])
+    repeats = args.repeats or (3 if args.quick else 5)
+    torch.set_num_threads(os.cpu_count() or 1)
+    flops = {name: matmul_flops(dtype) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
+    results = {}
+    for size in sizes:
+        by_dtype = {}
+        for dtype in args.dtypes:
+            print(f"benchmarking {size} / {dtype} ...", flush=True)
+            by_dtype[dtype] = bench_size(size, SIZES[size], dtype, repeats, args.steps, flops[dtype])
+        primary = by_dtype[args.dtypes[0]]
+        results[size] = {**{k: v["median"] for k, v in primary["ratios"].items()}, "mfu": primary["mfu"],
+                         "primary_dtype": args.dtypes[0], "by_dtype": by_dtype}
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps({"matmul_flops": flops, "repeats": repeats, "batch": BATCH,
+                                                "sizes": results}, indent=2))
+    plot(results, out / "speed.png")
+    print(f"\nmatmul FLOP/s: fp32 {flops['float32'] / 1e9:.0f} G, bf16 {flops['bfloat16'] / 1e9:.0f} G")
+    print(f"{'size/dtype':<16} {'metric':<14} {'min':>7} {'median':>7} {'max':>7}")
+    for size, result in results.items():
+        for dtype, block in result["by_dtype"].items():
+            for key, stats in block["ratios"].items():
+                print(f"{size + '/' + dtype:<16} {key:<14} {stats['min']:>7} {stats['median']:>7} {stats['max']:>7}")
+            print(f"{size + '/' + dtype:<16} {'MFU':<14} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
+    print(f"written: {out / 'speed.json'}, {out / 'speed.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
