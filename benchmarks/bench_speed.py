@@ -6,8 +6,8 @@
 For each size and dtype, A/B runs alternate (SciTune, then LLaVA, repeated) and every figure is reported as the ratio
 SciTune / LLaVA with min / median / max over the repeats: stage-1 train step samples/s (SciTune with its frozen-tower
 feature cache and truncated tower; LLaVA from pixels), stage-2 train step samples/s (projector + LLM trainable),
-greedy generation tokens/s at batch 1 and 8, and peak memory of a stage-1 step (resident-set growth; lower is
-better, so that ratio should be <= 1). MFU = 6 * (LLM + projector params) * LLM tokens/s over the fp32/bf16 matmul
+greedy generation tokens/s at batch 1 and 8, and peak memory of a stage-1 step (resident-set growth, each model in a
+fresh process; lower is better, so that ratio should be <= 1). MFU = 6 * (LLM + projector params) * LLM tokens/s over the fp32/bf16 matmul
 FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/speed.png and prints a table.
 """
 
@@ -157,6 +157,39 @@ def generate_speed(model, processor, rows, batch_size: int, autocast) -> float:
         return batch_size * NEW_TOKENS / (time.perf_counter() - start)
 
 
+def peak_memory_in_child(size_name: str, dtype_name: str, label: str) -> int:
+    import subprocess
+
+    result = subprocess.run([sys.executable, __file__, "--peak-memory-child", size_name, dtype_name, label],
+                            capture_output=True, text=True, timeout=1200)
+    if result.returncode != 0:
+        raise RuntimeError(f"peak-memory child failed: {result.stderr[-1000:]}")
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def child_peak_memory(size_name: str, dtype_name: str, label: str) -> int:
+    """RSS growth of one stage-1 training step (SciTune: cached features; LLaVA: pixels), measured in this process."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    scitune, llava, _, batch, _ = build_pair(SIZES[size_name])
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype_name == "bfloat16" else nullcontext
+    if label == "scitune":
+        with torch.no_grad():
+            features = scitune.model.encode_images(batch["pixel_values"])
+        inputs = {k: v for k, v in batch.items() if k != "pixel_values"}
+        inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
+        model = scitune
+        del llava
+    else:
+        inputs, model = batch, llava
+        del scitune
+    set_trainable(model, "stage1")
+    with PeakMemory() as memory:
+        train_steps(model, inputs, 1, autocast)
+    return memory.growth
+
+
 def summarize(ratios: list[float]) -> dict:
     return {"min": round(min(ratios), 3), "median": round(statistics.median(ratios), 3), "max": round(max(ratios), 3)}
 
@@ -174,22 +207,19 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     cache_build_s = time.perf_counter() - start
     cached = {k: v for k, v in batch.items() if k != "pixel_values"}
     cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
-    raw = {key: {"scitune": [], "llava": []} for key in ("stage1_train", "stage2_train", "generate_b1", "generate_b8",
-                                                         "peak_memory")}
+    raw = {key: {"scitune": [], "llava": []} for key in ("stage1_train", "stage2_train", "generate_b1", "generate_b8")}
     for _ in range(repeats):
         for stage in ("stage1", "stage2"):
             for label, model, inputs in (("scitune", scitune, cached if stage == "stage1" else batch),
                                          ("llava", llava, batch)):
                 set_trainable(model, stage)
-                if stage == "stage1":
-                    with PeakMemory() as memory:
-                        raw["stage1_train"][label].append(train_steps(model, inputs, steps, autocast))
-                    raw["peak_memory"][label].append(memory.growth)
-                else:
-                    raw["stage2_train"][label].append(train_steps(model, inputs, steps, autocast))
+                raw[f"{stage}_train"][label].append(train_steps(model, inputs, steps, autocast))
         for batch_size in (1, 8):
             for label, model in (("scitune", scitune), ("llava", llava)):
                 raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
+    # Peak memory of a stage-1 step, each model in a fresh process (a shared allocator would blur the comparison).
+    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label) for _ in range(min(repeats, 2))]
+                          for label in ("scitune", "llava")}
     result = {}
     for key, values in raw.items():
         ratios = [max(a, 1) / max(b, 1) for a, b in zip(values["scitune"], values["llava"])]
@@ -232,13 +262,19 @@ def main(argv=None):
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--output-dir")
     parser.add_argument("--quick", action="store_true", help="tiny size only (a few minutes)")
     parser.add_argument("--sizes", nargs="+", default=None, choices=sorted(SIZES))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--peak-memory-child", nargs=3, metavar=("SIZE", "DTYPE", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peak_memory_child:
+        print(child_peak_memory(*args.peak_memory_child))
+        return 0
+    if not args.output_dir:
+        parser.error("--output-dir is required")
     sizes = args.sizes or (["tiny"] if args.quick else ["tiny", "mid"])
     repeats = args.repeats or (3 if args.quick else 5)
     torch.set_num_threads(os.cpu_count() or 1)
