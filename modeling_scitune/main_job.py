@@ -86,8 +86,16 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+SMOKE = {"backbones": {"image_size": 32, "patch_size": 8, "vision_hidden": 32, "vision_layers": 2,
+                        "clip_text_hidden": 32, "clip_text_layers": 1, "clip_projection": 32, "clip_steps": 4,
+                        "clip_batch_size": 8, "text_hidden": 48, "text_layers": 2, "vocab_size": 600, "llm_steps": 4,
+                        "llm_batch_size": 4},
+         "stage": {"max_steps": 3, "per_device_train_batch_size": 4}}
+
+
 def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: str | None = None,
-                 figures: int = DEFAULTS["figures"], problems: int = DEFAULTS["problems"]) -> dict:
+                 figures: int = DEFAULTS["figures"], problems: int = DEFAULTS["problems"], smoke: bool = False) -> dict:
+    """Run every step; `smoke=True` shrinks models and steps so the whole path runs in about a minute (tests)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .data.cli import build_synthetic
     from .evaluation.figure_tasks import run_figure_tasks
@@ -106,7 +114,7 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     figures_dir, sqa_dir = out / "data" / "figures", out / "data" / "scienceqa"
     steps.run("stage-1 data (synthetic figures, CTOM)", build_synthetic, figures, figures_dir, seed=seed)
     steps.run("ScienceQA-format data", write_synthetic_scienceqa, problems, sqa_dir, seed=seed)
-    backbone_cfg = load_backbone_config("tiny", overrides={"seed": seed})
+    backbone_cfg = load_backbone_config("tiny", overrides={"seed": seed, **(SMOKE["backbones"] if smoke else {})})
     steps.run("pretrain backbones (CLIP + LLaMA)", pretrain_backbones, str(figures_dir), str(out / "backbones"),
               backbone_cfg, sqa_dir=str(sqa_dir))
     text = str(out / "backbones" / "llama")
@@ -116,17 +124,21 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         text = str(steps.run("convert SmolLM2-135M-Instruct (GGUF)", smollm2_folder, out / "smollm2"))
     elif text_model:
         text = text_model
-    stage1_cfg = load_stage_config("stage1", "tiny", overrides={"seed": seed})
+    stage_overrides = {"seed": seed, **(SMOKE["stage"] if smoke else {})}
+    if text_model == "smollm2":  # a 135M-parameter LLM on a CPU: a short, documented run
+        stage_overrides.update({"max_steps": 60, "per_device_train_batch_size": 4})
+    stage1_cfg = load_stage_config("stage1", "tiny", overrides=stage_overrides)
     steps.run("stage 1: concept alignment (projector only)", run_stage1, str(figures_dir), str(out / "stage1"),
               stage1_cfg, str(out / "backbones" / "clip"), text)
     figure_result = steps.run("benchmark: figure type + captions (stage 1)", run_figure_tasks, str(out / "stage1"),
                               str(figures_dir), str(out / "eval" / "figure_tasks"), split="test", batch_size=32,
                               max_new_tokens=32)
-    stage2_cfg = load_stage_config("stage2", "tiny", overrides={"seed": seed})
+    stage2_cfg = load_stage_config("stage2", "tiny", overrides=stage_overrides)
     steps.run("stage 2: ScienceQA instruction tuning", run_stage2, str(out / "stage1"), str(sqa_dir),
               str(out / "stage2"), stage2_cfg)
     sqa_result = steps.run("benchmark: ScienceQA (stage 2)", run_scienceqa, str(out / "stage2"), str(sqa_dir),
-                           str(out / "eval" / "scienceqa"), split="test", batch_size=16, max_new_tokens=160)
+                           str(out / "eval" / "scienceqa"), split="test", batch_size=16,
+                           max_new_tokens=16 if smoke else 160)
     report_dir = out / "report"
     report_dir.mkdir()
     plot_losses({"stage 1": out / "stage1", "stage 2": out / "stage2"}, report_dir / "loss_curves.png")
@@ -154,8 +166,9 @@ def main(argv=None):
     parser.add_argument("--text-model", help="'smollm2' for the real SmolLM2-135M-Instruct backbone, or a path")
     parser.add_argument("--figures", type=int, default=DEFAULTS["figures"])
     parser.add_argument("--problems", type=int, default=DEFAULTS["problems"])
+    parser.add_argument("--smoke", action="store_true", help="miniature models and steps: checks the path in ~1 min")
     args = parser.parse_args(argv)
-    summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems)
+    summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke)
     print("\n" + format_summary(summary))
     print(f"\nwritten: {Path(args.output_dir) / 'report'} (summary.json, summary.md, loss_curves.png)")
     return 0
