@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, GenerationConfig, LlamaConfig, PreTrainedTokenizerFast
 
 from .configuration_scitune import SciTuneConfig
@@ -51,15 +51,22 @@ def default_corpus(n_sentences: int = 600, seed: int = 0) -> list[str]:
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 1000, chat_template: str = SCITUNE_CHAT_TEMPLATE, model_max_length=2048
+    texts: Iterable[str], vocab_size: int = 1000, chat_template: str = SCITUNE_CHAT_TEMPLATE, model_max_length=2048,
+    isolate_option_letters: bool = False,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on `texts` offline and wrap it as a LLaMA-style fast tokenizer.
 
     `<image>`, BOS, EOS, PAD and UNK are special tokens with the lowest ids; the tokenizer prepends BOS
-    (the chat template emits it itself and transformers then skips the tokenizer's).
+    (the chat template emits it itself and transformers then skips the tokenizer's). With `isolate_option_letters`,
+    a lone option letter (the "B" of "(B)" and of "ANSWER: B.") is always the same token, whatever precedes it.
     """
     backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if isolate_option_letters:
+        letters = pre_tokenizers.Split(Regex(r"(?<![A-Za-z])[A-E](?![A-Za-z])"), behavior="isolated")
+        backend.pre_tokenizer = pre_tokenizers.Sequence([letters, byte_level])
+    else:
+        backend.pre_tokenizer = byte_level
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

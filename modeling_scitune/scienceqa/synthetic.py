@@ -135,18 +135,6 @@ def text_problem(rng: random.Random) -> dict:
             "solution": solution}
 
 
-def pretraining_problems(n: int, seed: int = 0) -> list:
-    """Text-only problems for LLM pretraining, from a seed stream disjoint from `write_synthetic_scienceqa`'s."""
-    from .problems import Problem
-
-    problems = []
-    for index in range(n):
-        record = text_problem(random.Random(f"scitune-sqa-pretraining-{seed}-{index}"))
-        problems.append(Problem(pid=f"pretrain-{index}", **{k: record[k] for k in (
-            "question", "choices", "answer", "hint", "subject", "topic", "category", "skill", "lecture", "solution")}))
-    return problems
-
-
 def make_problem(index: int, seed: int) -> tuple[dict, bytes | None]:
     rng = random.Random(f"scitune-sqa-{seed}-{index}")
     record, png = image_problem(rng) if index % 2 == 0 else (text_problem(rng), None)

@@ -37,6 +37,25 @@ def corpus_texts(stage1_rows, sqa_conversations=()) -> list[str]:
     return texts
 
 
+def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
+    """Generic multiple-choice drills over the corpus vocabulary: find the option that says X, answer its letter.
+
+    A pretrained LLM brings this skill from its pretraining text; the miniature one learns it here. The drills share
+    the QCM-LEPA layout but no ScienceQA content (random word phrases as options).
+    """
+    rng = random.Random(f"lookup-drills-{seed}")
+    words = sorted({w.strip(".,;:()") for text in texts for w in text.split() if w.isalpha() and 2 < len(w) < 10})
+    drills = []
+    while words and len(drills) < n:
+        count = rng.randint(2, 5)
+        options = list(dict.fromkeys(" ".join(rng.sample(words, rng.randint(1, 2))) for _ in range(count)))
+        answer = rng.randrange(len(options))
+        rendered = " ".join(f"({'ABCDE'[i]}) {option}" for i, option in enumerate(options))
+        drills.append(f"### Human: Which option says {options[answer]}?\nContext: N/A\nOptions: {rendered}\n"
+                      f"### Assistant: SOLUTION: The option says {options[answer]}.\n###\nANSWER: {'ABCDE'[answer]}.")
+    return drills
+
+
 def _lr_at(step: int, total: int, lr: float, warmup: int) -> float:
     if step < warmup:
         return lr * (step + 1) / warmup
@@ -139,12 +158,10 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
             problem.image = None  # text only: lectures, solutions, questions
             sqa.append(to_conversation(problem, "QCM-LEPA")["messages"])
     captions = list(train["caption"])
-    if cfg.pretrain_qa_problems:
-        from ..scienceqa.synthetic import pretraining_problems
-
-        sqa += [to_conversation(p, "QCM-LEPA")["messages"] for p in pretraining_problems(cfg.pretrain_qa_problems, cfg.seed)]
     texts = corpus_texts(list(train["messages"]), sqa)
-    tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE)
+    tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
+                                isolate_option_letters=cfg.isolate_option_letters)
+    texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     image_processor = tiny_image_processor(cfg.image_size)
     images = torch.cat([image_processor([im[0] for im in train[i:i + 256]["images"]], return_tensors="pt")["pixel_values"]
                         for i in range(0, len(train), 256)])

@@ -35,9 +35,11 @@ class BackboneConfig:
     vocab_size: int = 1200
     block_size: int = 128
     llm_steps: int = 300
-    # Text-only multiple-choice problems (options -> letter) added to the LLM corpus, as a real LLM has read many:
-    # drawn from the generator with their own seed, never from the ScienceQA set that stage 2 trains and tests on.
-    pretrain_qa_problems: int = 0
+    # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
+    # LLM corpus: a real pretrained LLM has read plenty of such text; these never contain a ScienceQA problem.
+    lookup_drills: int = 30000
+    # Tokenize a lone option letter identically in "(B)" and "ANSWER: B." (see tiny.train_tokenizer).
+    isolate_option_letters: bool = True
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     seed: int = 0
