@@ -65,7 +65,8 @@ def main(argv=None):
 
     p = sub.add_parser("stage2", help="scientific instruction tuning on ScienceQA")
     p.add_argument("--model", required=True, help="a stage-1 output folder")
-    p.add_argument("--data", required=True, help="ScienceQA folder (lupantech layout or HF parquet)")
+    p.add_argument("--data", required=True, help="ScienceQA folder (lupantech layout or HF parquet), or a "
+                   "scitune-data instruction dataset")
     p.add_argument("--lora", action="store_true", default=None, help="LoRA on the LLM, merged at the end")
     p.add_argument("--format", help="target format, default QCM-LEPA")
     _common(p)

@@ -224,7 +224,14 @@ def run_stage2(model_dir: str, sqa_dir: str, output_dir: str, cfg: StageConfig, 
     from .assemble import load_scitune
 
     model, processor = load_scitune(model_dir)
-    train = scienceqa_dataset(sqa_dir, cfg.format, "train", cfg.limit_train_samples)
+    if (Path(sqa_dir) / "dataset_dict.json").is_file():  # an instruction dataset (scitune-data) instead of ScienceQA
+        import datasets
+
+        train = datasets.load_from_disk(str(sqa_dir))["train"].select_columns(["messages", "images"])
+        if cfg.limit_train_samples:
+            train = train.select(range(min(cfg.limit_train_samples, len(train))))
+    else:
+        train = scienceqa_dataset(sqa_dir, cfg.format, "train", cfg.limit_train_samples)
     check_max_length(train, processor, cfg.max_length, model.config.image_seq_length)
     peft_config = None
     if cfg.lora:
