@@ -88,7 +88,7 @@ def format_summary(summary: dict) -> str:
 
 SMOKE = {"backbones": {"image_size": 32, "patch_size": 8, "vision_hidden": 32, "vision_layers": 2,
                         "clip_text_hidden": 32, "clip_text_layers": 1, "clip_projection": 32, "clip_steps": 4,
-                        "clip_batch_size": 8, "text_hidden": 48, "text_layers": 2, "vocab_size": 600, "llm_steps": 4, "lookup_drills": 200,
+                        "clip_batch_size": 8, "text_hidden": 48, "text_layers": 2, "vocab_size": 600, "llm_steps": 4,
                         "llm_batch_size": 4},
          "stage": {"max_steps": 3, "per_device_train_batch_size": 4}}
 

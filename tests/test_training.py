@@ -21,7 +21,7 @@ from modeling_scitune.training.stages import run_stage1, run_stage2, scienceqa_d
 TINY_BACKBONES = BackboneConfig(image_size=32, patch_size=8, vision_hidden=32, vision_layers=2, clip_text_hidden=32,
                                 clip_text_layers=1, clip_projection=32, caption_tokens=32, clip_steps=3,
                                 clip_batch_size=8, text_hidden=48, text_layers=2, vocab_size=600, block_size=64,
-                                llm_steps=3, llm_batch_size=4, lookup_drills=200)
+                                llm_steps=3, llm_batch_size=4)
 
 
 def weights(folder):
