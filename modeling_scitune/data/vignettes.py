@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +24,10 @@ def fetch_r_vignettes(dest: str | Path, packages=R_VIGNETTE_PACKAGES) -> list[Pa
         if shutil.which("apt-get") is None:
             raise RuntimeError("apt-get is not available: cannot fetch the R vignette packages")
         result = subprocess.run(["apt-get", "download", *packages], cwd=debs, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0 and os.geteuid() == 0:  # a fresh machine may have no package lists yet
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+            result = subprocess.run(["apt-get", "download", *packages], cwd=debs, capture_output=True, text=True,
+                                    timeout=600)
         if result.returncode != 0:
             raise RuntimeError(f"apt-get download failed: {result.stderr.strip()[-500:]}")
     if not extract.is_dir():
