@@ -16,7 +16,7 @@ from pathlib import Path
 
 def push_dataset(dataset_dir, repo_id, private=False, dry_run=False, endpoint=None, token=None):
     import datasets
-    from huggingface_hub import DatasetCard, HfApi
+    from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 
     dataset_dir = Path(dataset_dir)
     if not (dataset_dir / "dataset_dict.json").is_file():
@@ -38,7 +38,7 @@ def push_dataset(dataset_dir, repo_id, private=False, dry_run=False, endpoint=No
         local = DatasetCard(ours.read_text())
         merged = hub_card.data.to_dict()
         merged.update({k: v for k, v in local.data.to_dict().items() if k not in ("configs", "dataset_info")})
-        card = DatasetCard(f"---\n{DatasetCard(hub_card.content).data.__class__(**merged).to_yaml()}\n---\n{local.text}")
+        card = DatasetCard(f"---\n{DatasetCardData(**merged).to_yaml()}\n---\n{local.text}")
         card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="Add SciTune dataset card")
     print(f"pushed {repo_id}")
     return repo_id
