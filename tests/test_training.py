@@ -218,3 +218,16 @@ def test_stage1_with_feature_cache_trains_the_projector(corpus, tmp_path):
                          str(corpus / "backbones" / "llama"))
     assert summary["global_step"] == 4 and list((tmp_path / "feature-cache").rglob("*.arrow"))
     assert summary["loss_history"][0]["loss"] > 0
+
+
+def test_settings_precedence_and_unknown_keys(tmp_path):
+    paper = load_stage_config("stage1")
+    assert (paper.learning_rate, paper.lr_scheduler_type, paper.warmup_ratio, paper.num_train_epochs) == (2e-3, "cosine", 0.03, 1)
+    assert load_stage_config("stage2").learning_rate == 2e-5
+    (tmp_path / "mine.yaml").write_text("learning_rate: 0.01\nmax_steps: 7\n")
+    cfg = load_stage_config("stage1", "tiny", str(tmp_path / "mine.yaml"), {"max_steps": 9, "seed": None})
+    assert (cfg.learning_rate, cfg.max_steps, cfg.per_device_train_batch_size, cfg.seed) == (0.01, 9, 16, 42)
+    with pytest.raises(ValueError, match="unknown stage1 setting"):
+        load_stage_config("stage1", overrides={"learning_rat": 1})
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_stage_config("stage2", "huge")

@@ -96,32 +96,27 @@ PRESETS = {
 }
 
 
-def _fields(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+def _build(cls, name: str, values: dict, preset: str | None, config_file: str | None, overrides: dict | None):
+    """defaults -> preset -> YAML file -> explicit flags (None = not given); unknown keys are an error."""
+    if preset:
+        if preset not in PRESETS[name]:
+            raise ValueError(f"unknown preset {preset!r} for {name}; choose from {sorted(PRESETS[name])}")
+        values.update(PRESETS[name][preset])
+    if config_file:
+        values.update(yaml.safe_load(Path(config_file).read_text()) or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {name} setting(s): {sorted(unknown)}")
+    return cls(**values)
 
 
 def load_stage_config(stage: str, preset: str | None = None, config_file: str | None = None,
                       overrides: dict | None = None) -> StageConfig:
-    values = yaml.safe_load((CONFIG_DIR / f"{stage}.yaml").read_text()) or {}
-    if preset:
-        if preset not in PRESETS[stage]:
-            raise ValueError(f"unknown preset {preset!r} for {stage}; choose from {sorted(PRESETS[stage])}")
-        values.update(PRESETS[stage][preset])
-    if config_file:
-        values.update(yaml.safe_load(Path(config_file).read_text()) or {})
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = set(values) - _fields(StageConfig)
-    if unknown:
-        raise ValueError(f"unknown {stage} setting(s): {sorted(unknown)}")
-    return StageConfig(**values)
+    defaults = yaml.safe_load((CONFIG_DIR / f"{stage}.yaml").read_text()) or {}
+    return _build(StageConfig, stage, defaults, preset, config_file, overrides)
 
 
-def load_backbone_config(preset: str | None = "tiny", config_file: str | None = None, overrides: dict | None = None):
-    values = dict(PRESETS["backbones"].get(preset or "tiny", {}))
-    if config_file:
-        values.update(yaml.safe_load(Path(config_file).read_text()) or {})
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = set(values) - _fields(BackboneConfig)
-    if unknown:
-        raise ValueError(f"unknown backbone setting(s): {sorted(unknown)}")
-    return BackboneConfig(**values)
+def load_backbone_config(preset: str | None = "tiny", config_file: str | None = None,
+                         overrides: dict | None = None) -> BackboneConfig:
+    return _build(BackboneConfig, "backbones", {}, preset or "tiny", config_file, overrides)
