@@ -7,7 +7,7 @@ Precedence, lowest first: the stage's YAML defaults (the paper's hyper-parameter
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -77,7 +77,6 @@ class StageConfig:
     dataloader_num_workers: int = 0
     limit_train_samples: int | None = None
     feature_cache: bool = False  # stage 1: compute frozen-tower features once and train on them
-    extra: dict = field(default_factory=dict)
 
 
 PRESETS = {

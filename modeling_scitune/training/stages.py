@@ -145,7 +145,7 @@ def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume:
         history = [row for row in trainer.state.log_history if "loss" in row]
         summary = {"stage": cfg.stage, "train_loss": result.training_loss, "global_step": trainer.state.global_step,
                    "loss_history": history, "wall_time_s": round(time.perf_counter() - start, 1),
-                   "resumed_from": checkpoint, "config": {k: v for k, v in cfg.__dict__.items() if k != "extra"},
+                   "resumed_from": checkpoint, "config": dict(cfg.__dict__),
                    "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)}
         Path(output_dir, "training_summary.json").write_text(json.dumps(summary, indent=2))
         return summary
