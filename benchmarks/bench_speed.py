@@ -4,8 +4,10 @@
     python benchmarks/bench_speed.py --output-dir OUT [--quick] [--sizes tiny mid] [--repeats 5] [--dtypes float32 bfloat16]
 
 For each size and dtype, A/B runs alternate (SciTune, then LLaVA, repeated) and every figure is reported as the ratio
-SciTune / LLaVA with min / median / max over the repeats: stage-1 train step samples/s (SciTune with its frozen-tower
-feature cache and truncated tower; LLaVA from pixels), stage-2 train step samples/s (projector + LLM trainable),
+SciTune / LLaVA with min / median / max over the repeats: stage-1 train step samples/s as the Trainer runs a step
+(read the rows, collate, forward/backward/update; SciTune from its frozen-tower feature cache, which also spares the
+figure decoding and preprocessing; LLaVA from the PNG figures), the same step from an already collated batch
+(`stage1_model_step`: the model alone), stage-2 train step samples/s (projector + LLM trainable),
 greedy generation tokens/s at batch 1 and 8, and peak memory of a stage-1 step (resident-set growth, each model in a
 fresh process; lower is better, so that ratio should be <= 1). MFU = 6 * (LLM + projector params) * LLM tokens/s over the fp32/bf16 matmul
 FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/speed.png and prints a table.
@@ -17,6 +19,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -110,6 +113,29 @@ def build_pair(size: dict, seed: int = 0):
     return scitune, llava, processor, batch, rows
 
 
+def stage1_datasets(scitune, processor, base_collator, seed: int, cache_dir: str):
+    """The stage-1 rows as training reads them: LLaVA's with PNG figures (decoded on access), SciTune's with the
+    frozen-tower feature cache (figures left undecoded), built exactly as `run_stage1` builds them."""
+    import datasets
+
+    from modeling_scitune.data.synthetic import make_synthetic_record
+    from modeling_scitune.training.feature_cache import add_cached_features
+
+    records = [make_synthetic_record(i, seed) for i in range(BATCH)]
+    features = datasets.Features({
+        "messages": datasets.List({"role": datasets.Value("string"),
+                                   "content": datasets.List({"type": datasets.Value("string"),
+                                                             "text": datasets.Value("string")})}),
+        "images": datasets.List(datasets.Image()),
+    })
+    pixels = datasets.Dataset.from_list([{"messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Describe the following image in detail."},
+                                     {"type": "image", "text": None}]},
+        {"role": "assistant", "content": [{"type": "text", "text": f"{r.figure_type} {r.caption}"}]}],
+        "images": [{"bytes": r.image, "path": None}]} for r in records], features=features)
+    return pixels, add_cached_features(pixels, scitune, processor, cache_dir, base_collator=base_collator)
+
+
 def set_trainable(model, stage: str):
     model.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(True)
@@ -129,6 +155,29 @@ def train_steps(model, inputs: dict, steps: int, autocast) -> float:
     def step():
         with autocast():
             loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return BATCH * steps / (time.perf_counter() - start)
+
+
+def pipeline_steps(model, dataset, collator, steps: int, autocast) -> float:
+    """samples/s of whole training steps as the Trainer runs them: read BATCH rows, collate, forward/backward/update."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    model.train()
+
+    def step():
+        batch = collator([dataset[i] for i in range(BATCH)])
+        with autocast():
+            loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -200,6 +249,12 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == torch.bfloat16 else nullcontext
+    import tempfile
+
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from modeling_scitune.training.feature_cache import CachedFeatureCollator
+
     scitune, llava, processor, batch, rows = build_pair(size)
     start = time.perf_counter()
     with torch.no_grad():
@@ -207,16 +262,26 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     cache_build_s = time.perf_counter() - start
     cached = {k: v for k, v in batch.items() if k != "pixel_values"}
     cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
-    raw = {key: {"scitune": [], "llava": []} for key in ("stage1_train", "stage2_train", "generate_b1", "generate_b8")}
+    cache_dir = tempfile.mkdtemp(prefix="bench-feature-cache-")
+    base_collator = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)
+    pixel_rows, cached_rows = stage1_datasets(scitune, processor, base_collator, 0, cache_dir)
+    pipelines = {"scitune": (cached_rows, CachedFeatureCollator(base_collator)), "llava": (pixel_rows, base_collator)}
+    keys = ("stage1_train", "stage1_model_step", "stage2_train", "generate_b1", "generate_b8")
+    raw = {key: {"scitune": [], "llava": []} for key in keys}
     for _ in range(repeats):
+        for label, model in (("scitune", scitune), ("llava", llava)):
+            set_trainable(model, "stage1")
+            raw["stage1_train"][label].append(pipeline_steps(model, *pipelines[label], steps, autocast))
         for stage in ("stage1", "stage2"):
             for label, model, inputs in (("scitune", scitune, cached if stage == "stage1" else batch),
                                          ("llava", llava, batch)):
                 set_trainable(model, stage)
-                raw[f"{stage}_train"][label].append(train_steps(model, inputs, steps, autocast))
+                key = "stage1_model_step" if stage == "stage1" else "stage2_train"
+                raw[key][label].append(train_steps(model, inputs, steps, autocast))
         for batch_size in (1, 8):
             for label, model in (("scitune", scitune), ("llava", llava)):
                 raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
+    shutil.rmtree(cache_dir, ignore_errors=True)
     # Peak memory of a stage-1 step, each model in a fresh process (a shared allocator would blur the comparison).
     raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label) for _ in range(min(repeats, 2))]
                           for label in ("scitune", "llava")}
@@ -240,7 +305,7 @@ def plot(results: dict, path: Path):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    keys = ["stage1_train", "stage2_train", "generate_b1", "generate_b8", "peak_memory"]
+    keys = ["stage1_train", "stage1_model_step", "stage2_train", "generate_b1", "generate_b8", "peak_memory"]
     figure = Figure(figsize=(9, 3.4), dpi=100)
     ax = figure.add_subplot()
     labels = [f"{size}/{dtype}" for size in results for dtype in results[size]["by_dtype"]]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -195,14 +196,21 @@ def test_feature_cache_gives_the_same_loss_and_falls_back_when_tower_trains(corp
                                         projector_type="mlp2x_gelu")
     model.eval()
     rows = datasets.load_from_disk(str(corpus / "figures"))["train"].select(range(4)).select_columns(["messages", "images"])
-    cached = add_cached_features(rows, model, processor, tmp_path / "cache")
-    again = add_cached_features(rows, model, processor, tmp_path / "cache")  # second call reuses the cache file
-    assert len(list((tmp_path / "cache").rglob("*.arrow"))) == 1 and again["vision_features"] == cached["vision_features"]
     base = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)
+    cached = add_cached_features(rows, model, processor, tmp_path / "cache", base_collator=base)
+    again = add_cached_features(rows, model, processor, tmp_path / "cache", base_collator=base)  # reuses the file
+    assert len(list((tmp_path / "cache").rglob("*.arrow"))) == 1
+    assert np.array_equal(np.stack(again["vision_features"]), np.stack(cached["vision_features"]))
+    assert cached[0]["images"][0]["bytes"]  # the figures stay, undecoded
+    features_only = add_cached_features(rows, model, processor, tmp_path / "cache")  # no pre-tokenized text
     plain = base([dict(r) for r in rows])
     fast = CachedFeatureCollator(base)([dict(r) for r in cached])
-    assert "pixel_values" in plain and "pixel_values" not in fast and "mm_encoder_outputs" in fast
-    assert torch.equal(plain["input_ids"], fast["input_ids"]) and torch.equal(plain["labels"], fast["labels"])
+    fallback = CachedFeatureCollator(base)([dict(r) for r in features_only])
+    for batch in (fast, fallback):
+        assert "pixel_values" in plain and "pixel_values" not in batch
+        assert "mm_encoder_outputs" in batch
+        for key in ("input_ids", "attention_mask", "labels"):
+            assert torch.equal(plain[key], batch[key]), key
     with torch.no_grad():
         loss_plain = model(**plain).loss
         loss_cached = model(**fast).loss

@@ -62,14 +62,17 @@ def _lr_at(step: int, total: int, lr: float, warmup: int) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
 
-def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, loss_fn) -> float:
+def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, loss_fn, bf16: bool = False) -> float:
+    """AdamW + warmup/cosine; with `bf16`, forward and loss run under bf16 autocast (fp32 master weights)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    device_type = next(model.parameters()).device.type
     model.train()
     bar = tqdm(range(steps), desc=desc, unit="step")
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, steps, lr, max(steps // 20, 1))
-        loss = loss_fn(model, next(batches))
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model, next(batches))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -114,7 +117,8 @@ def train_clip(images: torch.Tensor, captions: list[str], tokenizer, cfg: Backbo
         return model(input_ids=ids[index], attention_mask=mask[index], pixel_values=images[index], return_loss=True).loss
 
     batches = _batches(len(captions), cfg.clip_batch_size, cfg.seed)
-    _train_loop(model, (torch.tensor(b) for b in batches), cfg.clip_steps, cfg.clip_lr, "pretraining CLIP", log, loss_fn)
+    _train_loop(model, (torch.tensor(b) for b in batches), cfg.clip_steps, cfg.clip_lr, "pretraining CLIP", log, loss_fn,
+                cfg.bf16)
     return model
 
 
@@ -138,7 +142,8 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
         return model(input_ids=batch, labels=batch).loss
 
     batches = _batches(len(blocks), min(cfg.llm_batch_size, len(blocks)), cfg.seed)
-    _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn)
+    _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn,
+                cfg.bf16)
     return model
 
 

@@ -37,11 +37,30 @@ def cache_key(model, processor) -> str:
     return digest.hexdigest()[:16]
 
 
-def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_size: int = 64):
-    """`dataset` plus a `vision_features` column (n_images x tokens x hidden, float32), cached on disk by key."""
+def _text_key(base_collator) -> str:
+    """Changes whenever the pre-tokenized text would: tokenizer, chat template, truncation and loss masking."""
+    processor = base_collator.processor
+    tokenizer = json.loads(processor.tokenizer.backend_tokenizer.to_str())
+    tokenizer.pop("padding", None), tokenizer.pop("truncation", None)  # runtime state the collator itself changes
+    settings = {"tokenizer": tokenizer, "template": processor.chat_template,
+                "max_length": base_collator.max_length, "assistant_only_loss": base_collator.assistant_only_loss}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_size: int = 64, base_collator=None):
+    """`dataset` plus cached `vision_features` (n_images x tokens x hidden, float32), ready for stage-1 training.
+
+    With `base_collator` (TRL's vision collator) the same pass also tokenizes each conversation once
+    (`input_ids`, `labels`, exactly as that collator builds them), since in stage 1 the text never changes either;
+    `CachedFeatureCollator` then only pads. The figures stay in the returned dataset, undecoded (SFTTrainer and the
+    collator read only how many there are). Written under `cache_dir/<key>` and reused while the key matches.
+    """
+    import datasets
+
     folder = Path(cache_dir) / cache_key(model, processor)
     folder.mkdir(parents=True, exist_ok=True)
     model.eval()
+    stand_in = stand_in_image(processor)
 
     def encode(batch):
         images = [image.convert("RGB") for row in batch["images"] for image in row]
@@ -49,29 +68,86 @@ def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_
         pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             features = model.model.encode_images(pixel_values.to(model.dtype)).float().numpy()
-        out, start = [], 0
+        out, start = {"vision_features": []}, 0
         for count in counts:
-            out.append(features[start:start + count])
+            out["vision_features"].append(features[start:start + count])
             start += count
-        return {"vision_features": out}
+        if base_collator is not None:
+            out["input_ids"], out["labels"] = [], []
+            for messages, count in zip(batch["messages"], counts):
+                row = base_collator([{"messages": messages, "images": [stand_in] * count}])
+                out["input_ids"].append(row["input_ids"][0].tolist())
+                out["labels"].append(row["labels"][0].tolist())
+        return out
 
-    fingerprint = hashlib.sha256(f"{dataset._fingerprint}-{folder.name}".encode()).hexdigest()[:16]
-    return dataset.map(encode, batched=True, batch_size=batch_size, desc="caching frozen vision features",
-                       cache_file_name=str(folder / f"features-{fingerprint}.arrow"), new_fingerprint=fingerprint)
+    with torch.no_grad():  # one blank image tells the feature shape
+        probe = model.model.encode_images(processor.image_processor([stand_in], return_tensors="pt")["pixel_values"]
+                                          .to(model.dtype))
+    features = datasets.Features(dict(dataset.features))
+    features["images"] = datasets.List(datasets.Image(decode=False))  # kept, but never decoded again
+    features["vision_features"] = datasets.Array3D(shape=(None, *probe.shape[1:]), dtype="float32")
+    text_key = "pixels-only"
+    if base_collator is not None:
+        features["input_ids"] = features["labels"] = datasets.List(datasets.Value("int64"))
+        text_key = _text_key(base_collator)
+    fingerprint = hashlib.sha256(f"{dataset._fingerprint}-{folder.name}-{text_key}".encode()).hexdigest()[:16]
+    cached = dataset.map(encode, batched=True, batch_size=batch_size, features=features,
+                         desc="caching frozen vision features", new_fingerprint=fingerprint,
+                         cache_file_name=str(folder / f"features-{fingerprint}.arrow"))
+    return cached.with_format("numpy", columns=["vision_features"], output_all_columns=True)
+
+
+def stand_in_image(processor):
+    """A blank image of the processor's output size: the text side needs only the *number* of images per row."""
+    from PIL import Image
+
+    image_processor = processor.image_processor
+    size = image_processor.crop_size if getattr(image_processor, "do_center_crop", False) else image_processor.size
+    height = size.get("height") or size.get("shortest_edge")
+    width = size.get("width") or size.get("shortest_edge")
+    return Image.new("RGB", (width, height))
 
 
 class CachedFeatureCollator:
-    """Wraps TRL's vision collator: the text side is built as usual, pixels are replaced by the cached features."""
+    """Stage-1 batches from the feature cache: cached features instead of pixels, no figure decoded or preprocessed.
 
-    def __init__(self, base_collator):
+    Rows pre-tokenized by `add_cached_features(..., base_collator=...)` are only padded (right side, as TRL does);
+    other rows go through TRL's collator with each figure swapped for a blank stand-in of the processed size, so
+    `<image>` expands to the same number of tokens, and the stand-in's pixel values are dropped.
+    """
+
+    def __init__(self, base_collator, processor=None):
         self.base = base_collator
+        self.processor = processor if processor is not None else base_collator.processor
+        self.stand_in = stand_in_image(self.processor)
 
     def __call__(self, examples):
         features = [np.asarray(example.pop("vision_features"), dtype=np.float32) for example in examples]
-        batch = self.base(examples)
-        batch.pop("pixel_values", None)
+        if all("input_ids" in example for example in examples):
+            batch = self._pad(examples)
+        else:
+            for example, row_features in zip(examples, features):
+                example["images"] = [self.stand_in] * len(row_features)
+            batch = self.base(examples)
+            batch.pop("pixel_values", None)
         stacked = [f for f in features if len(f)]
         if stacked:
             cached = torch.from_numpy(np.concatenate(stacked, axis=0))
             batch["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=cached)}
         return batch
+
+    def _pad(self, examples) -> dict:
+        lengths = [len(example["input_ids"]) for example in examples]
+        width = max(lengths)
+        multiple = getattr(self.base, "pad_to_multiple_of", None)
+        if multiple:
+            width = -(-width // multiple) * multiple
+        pad_id = self.processor.tokenizer.pad_token_id
+        input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), width), -100, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for i, (example, length) in enumerate(zip(examples, lengths)):
+            input_ids[i, :length] = torch.as_tensor(example["input_ids"])
+            labels[i, :length] = torch.as_tensor(example["labels"])
+            attention_mask[i, :length] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

@@ -190,9 +190,9 @@ def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: s
         from .feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
 
         if tower_is_frozen(model):
-            train = add_cached_features(train, model, processor, Path(output_dir) / "feature-cache")
-            collator = CachedFeatureCollator(DataCollatorForVisionLanguageModeling(
-                processor, max_length=cfg.max_length, assistant_only_loss=True))
+            base = DataCollatorForVisionLanguageModeling(processor, max_length=cfg.max_length, assistant_only_loss=True)
+            train = add_cached_features(train, model, processor, Path(output_dir) / "feature-cache", base_collator=base)
+            collator = CachedFeatureCollator(base)
         else:
             logger.warning("feature cache not used: the vision tower has trainable weights")
     return _train(model, processor, train, cfg, output_dir, resume, data_collator=collator)
