@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULTS = {"figures": 2000, "problems": 1000}
+DEFAULTS = {"figures": 2000, "problems": 5000}
 
 
 class Steps:

@@ -82,3 +82,19 @@ def test_random_fallback_is_seeded_and_only_for_failures():
     assert first == [parse_answer("no idea", 4, random.Random(5))] * 3 and 0 <= first[0] < 4
     assert parse_answer("The answer is B.", 4, random.Random(5)) == 1
     assert parse_letter("ANSWER: D.") == "D"
+
+
+def test_shuffled_options_keep_the_answer_attached_to_its_option():
+    from modeling_scitune.scienceqa.formats import build_answer, build_question
+    from modeling_scitune.scienceqa.problems import with_shuffled_options
+
+    problem = Problem(pid="7", question="Which continent is Kenya in?", choices=["Asia", "Africa", "Europe", "Oceania"],
+                      answer=1, solution="Kenya is in Africa.")
+    rng = random.Random(0)
+    copies = [with_shuffled_options(problem, rng) for _ in range(12)]
+    for copy in copies:
+        assert sorted(copy.choices) == sorted(problem.choices) and copy.choices[copy.answer] == "Africa"
+        assert f"({copy.answer_letter}) Africa" in build_question(copy)
+        assert build_answer(copy).endswith(f"ANSWER: {copy.answer_letter}.")
+    assert len({copy.answer for copy in copies}) > 1  # the letter really moves
+    assert problem.choices == ["Asia", "Africa", "Europe", "Oceania"] and problem.answer == 1  # original untouched

@@ -63,6 +63,22 @@ def test_backbones_are_ordinary_hf_folders(corpus):
     assert summary["log"]["clip"] and summary["log"]["llama"]
 
 
+def test_llm_pretraining_blocks_keep_each_text_whole():
+    from modeling_scitune.tiny import default_corpus, train_tokenizer
+    from modeling_scitune.training.backbones import pack_texts
+
+    tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
+    texts = ["short one", "a second, somewhat longer text about the loss", "x " * 40, "last"]
+    blocks, labels = pack_texts(texts, tokenizer, block_size=24)
+    assert blocks.shape[1] == 24
+    flat = [tokenizer.decode(row[row != tokenizer.pad_token_id]) for row in blocks]
+    whole = [t for t in texts if len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 2 <= 24]
+    for text in whole:  # every text that fits a block sits in exactly one block, uncut
+        assert sum(text in row for row in flat) == 1, text
+    assert torch.equal(labels == -100, blocks == tokenizer.pad_token_id)  # padding never counts in the loss
+    assert (blocks == tokenizer.eos_token_id).sum() == len(texts)
+
+
 def test_stage1_trains_only_the_projector(corpus, stage1_dir):
     trained = weights(stage1_dir)
     clip = load_file(str(corpus / "backbones" / "clip" / "model.safetensors"))

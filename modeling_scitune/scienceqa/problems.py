@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -48,6 +48,17 @@ class Problem:
             raise FileNotFoundError(f"problem {self.pid}: image file {path} does not exist")
         with Image.open(path) as image:
             return image.convert("RGB")
+
+
+def with_shuffled_options(problem: Problem, rng) -> Problem:
+    """The same problem with its options in another order (the answer index follows its option).
+
+    Training on several orders of each problem makes the letter depend on where the answer sits, not on the problem:
+    a small model otherwise memorises "this question -> B" instead of looking the answer up among the options."""
+    order = list(range(len(problem.choices)))
+    rng.shuffle(order)
+    return replace(problem, choices=[problem.choices[i] for i in order], answer=order.index(problem.answer),
+                   extra={**problem.extra, "option_order": order})
 
 
 def validate_problem(problem: Problem) -> None:

@@ -22,6 +22,7 @@ from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
 
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
 from ..tiny import train_tokenizer
+from .precision import use_bf16
 from .presets import BackboneConfig
 
 
@@ -118,8 +119,32 @@ def train_clip(images: torch.Tensor, captions: list[str], tokenizer, cfg: Backbo
 
     batches = _batches(len(captions), cfg.clip_batch_size, cfg.seed)
     _train_loop(model, (torch.tensor(b) for b in batches), cfg.clip_steps, cfg.clip_lr, "pretraining CLIP", log, loss_fn,
-                cfg.bf16)
+                use_bf16(cfg.bf16))
     return model
+
+
+def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token blocks of `block_size` holding whole texts (`<s> text </s>` back to back, padding at the end).
+
+    A text is never cut across two blocks unless it is longer than a block: a multiple-choice exchange cut in half
+    would teach an answer letter without the options it refers to. Padding is excluded from the loss.
+    """
+    pad = tokenizer.pad_token_id
+    blocks, current = [], []
+    for text in texts:
+        ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        if current and len(current) + len(ids) > block_size:
+            blocks.append(current + [pad] * (block_size - len(current)))
+            current = []
+        while len(ids) > block_size:
+            blocks.append(ids[:block_size])
+            ids = ids[block_size:]
+        current += ids
+    if current:
+        blocks.append(current + [pad] * (block_size - len(current)))
+    input_ids = torch.tensor(blocks)
+    labels = input_ids.masked_fill(input_ids == pad, -100)
+    return input_ids, labels
 
 
 def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> LlamaForCausalLM:
@@ -131,19 +156,14 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
                          tie_word_embeddings=False)
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(config)
-    stream = []
-    for text in texts:
-        stream += [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    block = cfg.block_size
-    blocks = torch.tensor(stream[: len(stream) // block * block]).view(-1, block)
+    blocks, labels = pack_texts(texts, tokenizer, cfg.block_size)
 
     def loss_fn(model, index):
-        batch = blocks[index]
-        return model(input_ids=batch, labels=batch).loss
+        return model(input_ids=blocks[index], labels=labels[index]).loss
 
     batches = _batches(len(blocks), min(cfg.llm_batch_size, len(blocks)), cfg.seed)
     _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn,
-                cfg.bf16)
+                use_bf16(cfg.bf16))
     return model
 
 
@@ -152,6 +172,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     import datasets
 
     from ..scienceqa import load_scienceqa, to_conversation
+    from ..scienceqa.problems import with_shuffled_options
     from ..tiny import tiny_image_processor
 
     start = time.perf_counter()
@@ -159,9 +180,12 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     train = datasets.load_from_disk(str(data_dir))["train"]
     sqa = []
     if sqa_dir:
+        rng = random.Random(f"option-orders-{cfg.seed}")
         for problem in load_scienceqa(sqa_dir, "train").problems:
             problem.image = None  # text only: lectures, solutions, questions
-            sqa.append(to_conversation(problem, "QCM-LEPA")["messages"])
+            for copy in range(cfg.option_orders):
+                shown = problem if copy == 0 else with_shuffled_options(problem, rng)
+                sqa.append(to_conversation(shown, "QCM-LEPA")["messages"])
     captions = list(train["caption"])
     texts = corpus_texts(list(train["messages"]), sqa)
     tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,

@@ -54,6 +54,7 @@ def main(argv=None):
     p.add_argument("--config")
     p.add_argument("--clip-steps", type=int)
     p.add_argument("--llm-steps", type=int)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--seed", type=int)
 
     p = sub.add_parser("stage1", help="scientific concept alignment: projector only")
@@ -77,7 +78,8 @@ def main(argv=None):
         from .presets import load_backbone_config
 
         cfg = load_backbone_config(args.preset, args.config, {"clip_steps": args.clip_steps,
-                                                              "llm_steps": args.llm_steps, "seed": args.seed})
+                                                              "llm_steps": args.llm_steps, "bf16": args.bf16,
+                                                              "seed": args.seed})
         summary = pretrain_backbones(args.data, args.output_dir, cfg, sqa_dir=args.sqa)
         summary.pop("log")
     else:

@@ -72,12 +72,12 @@ def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_
         for count in counts:
             out["vision_features"].append(features[start:start + count])
             start += count
-        if base_collator is not None:
-            out["input_ids"], out["labels"] = [], []
-            for messages, count in zip(batch["messages"], counts):
-                row = base_collator([{"messages": messages, "images": [stand_in] * count}])
-                out["input_ids"].append(row["input_ids"][0].tolist())
-                out["labels"].append(row["labels"][0].tolist())
+        if base_collator is not None:  # one collator call per map batch; each row then loses its (right) padding
+            text = base_collator([{"messages": messages, "images": [stand_in] * count}
+                                  for messages, count in zip(batch["messages"], counts)])
+            lengths = text["attention_mask"].sum(dim=1).tolist()
+            out["input_ids"] = [ids[:n].tolist() for ids, n in zip(text["input_ids"], lengths)]
+            out["labels"] = [labels[:n].tolist() for labels, n in zip(text["labels"], lengths)]
         return out
 
     with torch.no_grad():  # one blank image tells the feature shape

@@ -19,14 +19,11 @@ from pathlib import Path
 
 import torch
 
+from .precision import on_cuda, use_bf16
 from .presets import StageConfig
 
 logger = logging.getLogger(__name__)
 LORA_TARGETS = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
-
-
-def on_cuda() -> bool:
-    return torch.cuda.is_available()
 
 
 def freeze_for_stage(model, stage: str) -> list[str]:
@@ -81,7 +78,7 @@ def sft_arguments(cfg: StageConfig, output_dir: str):
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=cfg.max_length,
-        bf16=cfg.bf16 and (on_cuda() and torch.cuda.is_bf16_supported() or not on_cuda()),
+        bf16=use_bf16(cfg.bf16),
         activation_checkpointing=cfg.gradient_checkpointing,
         assistant_only_loss=True,
         logging_steps=cfg.logging_steps,
@@ -198,11 +195,17 @@ def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: s
     return _train(model, processor, train, cfg, output_dir, resume, data_collator=collator)
 
 
-def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int | None = None):
-    """ScienceQA problems as a TRL conversational vision dataset (text-only problems have no image)."""
+def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int | None = None, option_orders: int = 1,
+                      seed: int = 0):
+    """ScienceQA problems as a TRL conversational vision dataset (text-only problems have no image).
+
+    `option_orders` > 1 adds copies of each problem with its options shuffled (see `with_shuffled_options`)."""
+    import random
+
     import datasets
 
     from ..scienceqa import load_scienceqa, to_conversation
+    from ..scienceqa.problems import with_shuffled_options
 
     loaded = load_scienceqa(sqa_dir, split)
     if loaded.errors:
@@ -216,6 +219,8 @@ def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int |
                                                              "text": datasets.Value("string")})}),
         "images": datasets.List(datasets.Image()),
     })
+    rng = random.Random(f"option-orders-{seed}")
+    problems = [p if copy == 0 else with_shuffled_options(p, rng) for p in problems for copy in range(option_orders)]
     return datasets.Dataset.from_list([to_conversation(p, fmt) for p in problems], features=features)
 
 
@@ -231,7 +236,7 @@ def run_stage2(model_dir: str, sqa_dir: str, output_dir: str, cfg: StageConfig, 
         if cfg.limit_train_samples:
             train = train.select(range(min(cfg.limit_train_samples, len(train))))
     else:
-        train = scienceqa_dataset(sqa_dir, cfg.format, "train", cfg.limit_train_samples)
+        train = scienceqa_dataset(sqa_dir, cfg.format, "train", cfg.limit_train_samples, cfg.option_orders, cfg.seed)
     check_max_length(train, processor, cfg.max_length, model.config.image_seq_length)
     peft_config = None
     if cfg.lora:
