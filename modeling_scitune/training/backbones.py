@@ -148,7 +148,7 @@ def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[torch.Tens
 
 
 def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> LlamaForCausalLM:
-    """Causal-LM training on the corpus text, packed into fixed-length blocks."""
+    """Causal-LM training on the corpus text, in fixed-length blocks of whole texts (`pack_texts`)."""
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_hidden * 2,
                          num_hidden_layers=cfg.text_layers, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
