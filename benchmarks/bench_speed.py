@@ -66,15 +66,21 @@ class PeakMemory:
         self.growth = self.peak - self.base
 
 
-def matmul_flops(dtype, n=2048, repeats=5) -> float:
+def matmul_flops(dtype, sizes=(1024, 2048, 4096), rounds=3) -> float:
+    """The best square-matmul FLOP/s over a few sizes and rounds: the MFU denominator, measured, not looked up."""
     import torch
 
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    start = time.perf_counter()
-    for _ in range(repeats):
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         torch.mm(a, b)
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+        repeats = max(1, 2**33 // (2 * n**3))
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                torch.mm(a, b)
+            best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start))
+    return best
 
 
 def build_pair(size: dict, seed: int = 0):
