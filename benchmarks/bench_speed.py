@@ -150,8 +150,9 @@ def set_trainable(model, stage: str):
         model.lm_head.requires_grad_(True)
 
 
-def train_steps(model, inputs: dict, steps: int, autocast) -> float:
-    """samples/s over `steps` optimizer steps (one warm-up step first, not timed)."""
+def train_steps(model, inputs: dict | None, steps: int, autocast, next_batch=None) -> float:
+    """samples/s over `steps` optimizer steps (one warm-up step first, not timed), on the collated `inputs`, or on
+    a fresh batch from `next_batch()` each step (then the data work the Trainer does per step is timed too)."""
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -159,29 +160,7 @@ def train_steps(model, inputs: dict, steps: int, autocast) -> float:
     model.train()
 
     def step():
-        with autocast():
-            loss = model(**inputs).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return BATCH * steps / (time.perf_counter() - start)
-
-
-def pipeline_steps(model, dataset, collator, steps: int, autocast) -> float:
-    """samples/s of whole training steps as the Trainer runs them: read BATCH rows, collate, forward/backward/update."""
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4)
-    model.train()
-
-    def step():
-        batch = collator([dataset[i] for i in range(BATCH)])
+        batch = next_batch() if next_batch is not None else inputs
         with autocast():
             loss = model(**batch).loss
         loss.backward()
@@ -193,6 +172,11 @@ def pipeline_steps(model, dataset, collator, steps: int, autocast) -> float:
     for _ in range(steps):
         step()
     return BATCH * steps / (time.perf_counter() - start)
+
+
+def whole_step_batches(dataset, collator):
+    """What the Trainer does for each step before the model runs: read BATCH rows, collate them."""
+    return lambda: collator([dataset[i] for i in range(BATCH)])
 
 
 def generate_speed(model, processor, rows, batch_size: int, autocast) -> float:
@@ -277,7 +261,8 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     for _ in range(repeats):
         for label, model in (("scitune", scitune), ("llava", llava)):
             set_trainable(model, "stage1")
-            raw["stage1_train"][label].append(pipeline_steps(model, *pipelines[label], steps, autocast))
+            raw["stage1_train"][label].append(train_steps(model, None, steps, autocast,
+                                                          next_batch=whole_step_batches(*pipelines[label])))
         for stage in ("stage1", "stage2"):
             for label, model, inputs in (("scitune", scitune, cached if stage == "stage1" else batch),
                                          ("llava", llava, batch)):
