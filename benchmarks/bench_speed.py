@@ -4,13 +4,18 @@
     python benchmarks/bench_speed.py --output-dir OUT [--quick] [--sizes tiny mid] [--repeats 5] [--dtypes float32 bfloat16]
 
 For each size and dtype, A/B runs alternate (SciTune, then LLaVA, repeated) and every figure is reported as the ratio
-SciTune / LLaVA with min / median / max over the repeats: stage-1 train step samples/s as the Trainer runs a step
+SciTune / LLaVA with min / median / max over the repeats (each figure from the fastest of a few steps or calls): stage-1 train step samples/s as the Trainer runs a step
 (read the rows, collate, forward/backward/update; SciTune from its frozen-tower feature cache, which also spares the
 figure decoding and preprocessing; LLaVA from the PNG figures), the same step from an already collated batch
 (`stage1_model_step`: the model alone), stage-2 train step samples/s (projector + LLM trainable),
 greedy generation tokens/s at batch 1 and 8, and peak memory of a stage-1 step (resident-set growth, each model in a
 fresh process; lower is better, so that ratio should be <= 1). MFU = 6 * (LLM + projector params) * LLM tokens/s over the fp32/bf16 matmul
 FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/speed.png and prints a table.
+
+Both models run the same attention kernel: by default the one SciTune training picks on this device
+(`training.precision.attention_implementation`: eager on a CPU); `--attn-implementation sdpa` compares on PyTorch
+SDPA instead. In bf16 runs SciTune's stage-1 steps keep the frozen weights in bf16 as its trainer does
+(`training.frozen_bf16`); LLaVA trains as TRL runs it, fp32 weights under autocast.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import statistics
 import sys
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -83,8 +88,9 @@ def matmul_flops(dtype, sizes=(1024, 2048, 4096), rounds=3) -> float:
     return best
 
 
-def build_pair(size: dict, seed: int = 0):
-    """A SciTune model and a native LLaVA with identical weights, their processor, and one collated batch."""
+def build_pair(size: dict, seed: int = 0, attn_implementation: str = "eager"):
+    """A SciTune model and a native LLaVA with identical weights and attention kernel, their processor, and one
+    collated batch."""
     import torch
     from transformers import LlavaConfig, LlavaForConditionalGeneration
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
@@ -104,6 +110,7 @@ def build_pair(size: dict, seed: int = 0):
     llava.load_state_dict(scitune.state_dict(), strict=False)  # the tail SciTune never computes stays as initialised
     for model in (scitune, llava):
         model.generation_config = generation_config_for(tokenizer)
+        model.set_attn_implementation(attn_implementation)
     processor = processor_for(config, tokenizer)
     rows = []
     for i in range(BATCH):
@@ -150,8 +157,23 @@ def set_trainable(model, stage: str):
         model.lm_head.requires_grad_(True)
 
 
+@contextmanager
+def trained_as_packaged(model, label: str, stage: str, dtype_name: str):
+    """A stage as each package trains it: SciTune's trainer keeps the frozen weights in bf16 in a bf16 run
+    (`training.frozen_bf16`); LLaVA under TRL keeps fp32 weights and autocast casts them on every step."""
+    from modeling_scitune.training.frozen_bf16 import FrozenWeightsInBf16
+
+    set_trainable(model, stage)
+    frozen = FrozenWeightsInBf16(model).cast() if label == "scitune" and dtype_name == "bfloat16" else None
+    try:
+        yield model
+    finally:
+        if frozen is not None:
+            frozen.restore()
+
+
 def train_steps(model, inputs: dict | None, steps: int, autocast, next_batch=None) -> float:
-    """samples/s over `steps` optimizer steps (one warm-up step first, not timed), on the collated `inputs`, or on
+    """samples/s of the fastest of `steps` optimizer steps (one warm-up step first), on the collated `inputs`, or on
     a fresh batch from `next_batch()` each step (then the data work the Trainer does per step is timed too)."""
     import torch
 
@@ -168,10 +190,12 @@ def train_steps(model, inputs: dict | None, steps: int, autocast, next_batch=Non
         optimizer.zero_grad(set_to_none=True)
 
     step()
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    return BATCH * steps / (time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+    return BATCH / min(times)  # the fastest step: the least disturbed by this shared machine (as timeit does)
 
 
 def whole_step_batches(dataset, collator):
@@ -179,7 +203,8 @@ def whole_step_batches(dataset, collator):
     return lambda: collator([dataset[i] for i in range(BATCH)])
 
 
-def generate_speed(model, processor, rows, batch_size: int, autocast) -> float:
+def generate_speed(model, processor, rows, batch_size: int, autocast, calls: int = 3) -> float:
+    """Greedy tokens/s of the fastest of `calls` generate calls."""
     import torch
 
     processor.tokenizer.padding_side = "left"
@@ -191,27 +216,30 @@ def generate_speed(model, processor, rows, batch_size: int, autocast) -> float:
     kwargs = {"max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS, "do_sample": False}
     with torch.inference_mode(), autocast():
         model.generate(**inputs, max_new_tokens=2, do_sample=False)
-        start = time.perf_counter()
-        model.generate(**inputs, **kwargs)
-        return batch_size * NEW_TOKENS / (time.perf_counter() - start)
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            model.generate(**inputs, **kwargs)
+            times.append(time.perf_counter() - start)
+        return batch_size * NEW_TOKENS / min(times)
 
 
-def peak_memory_in_child(size_name: str, dtype_name: str, label: str) -> int:
+def peak_memory_in_child(size_name: str, dtype_name: str, label: str, attn: str) -> int:
     import subprocess
 
-    result = subprocess.run([sys.executable, __file__, "--peak-memory-child", size_name, dtype_name, label],
+    result = subprocess.run([sys.executable, __file__, "--peak-memory-child", size_name, dtype_name, label, attn],
                             capture_output=True, text=True, timeout=1200)
     if result.returncode != 0:
         raise RuntimeError(f"peak-memory child failed: {result.stderr[-1000:]}")
     return int(result.stdout.strip().splitlines()[-1])
 
 
-def child_peak_memory(size_name: str, dtype_name: str, label: str) -> int:
+def child_peak_memory(size_name: str, dtype_name: str, label: str, attn: str) -> int:
     """RSS growth of one stage-1 training step (SciTune: cached features; LLaVA: pixels), measured in this process."""
     import torch
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-    scitune, llava, _, batch, _ = build_pair(SIZES[size_name])
+    scitune, llava, _, batch, _ = build_pair(SIZES[size_name], attn_implementation=attn)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype_name == "bfloat16" else nullcontext
     if label == "scitune":
         with torch.no_grad():
@@ -223,8 +251,7 @@ def child_peak_memory(size_name: str, dtype_name: str, label: str) -> int:
     else:
         inputs, model = batch, llava
         del scitune
-    set_trainable(model, "stage1")
-    with PeakMemory() as memory:
+    with trained_as_packaged(model, label, "stage1", dtype_name), PeakMemory() as memory:
         train_steps(model, inputs, 1, autocast)
     return memory.growth
 
@@ -233,7 +260,8 @@ def summarize(ratios: list[float]) -> dict:
     return {"min": round(min(ratios), 3), "median": round(statistics.median(ratios), 3), "max": round(max(ratios), 3)}
 
 
-def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int, peak_flops: float) -> dict:
+def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int, peak_flops: float,
+               attn: str = "eager") -> dict:
     import torch
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
@@ -245,7 +273,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
 
     from modeling_scitune.training.feature_cache import CachedFeatureCollator
 
-    scitune, llava, processor, batch, rows = build_pair(size)
+    scitune, llava, processor, batch, rows = build_pair(size, attn_implementation=attn)
     start = time.perf_counter()
     with torch.no_grad():
         features = scitune.model.encode_images(batch["pixel_values"])  # the stage-1 cache, built once
@@ -259,22 +287,20 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     keys = ("stage1_train", "stage1_model_step", "stage2_train", "generate_b1", "generate_b8")
     raw = {key: {"scitune": [], "llava": []} for key in keys}
     for _ in range(repeats):
+        for label, model, inputs in (("scitune", scitune, cached), ("llava", llava, batch)):
+            with trained_as_packaged(model, label, "stage1", dtype_name):
+                raw["stage1_train"][label].append(train_steps(model, None, steps, autocast,
+                                                              next_batch=whole_step_batches(*pipelines[label])))
+                raw["stage1_model_step"][label].append(train_steps(model, inputs, steps, autocast))
         for label, model in (("scitune", scitune), ("llava", llava)):
-            set_trainable(model, "stage1")
-            raw["stage1_train"][label].append(train_steps(model, None, steps, autocast,
-                                                          next_batch=whole_step_batches(*pipelines[label])))
-        for stage in ("stage1", "stage2"):
-            for label, model, inputs in (("scitune", scitune, cached if stage == "stage1" else batch),
-                                         ("llava", llava, batch)):
-                set_trainable(model, stage)
-                key = "stage1_model_step" if stage == "stage1" else "stage2_train"
-                raw[key][label].append(train_steps(model, inputs, steps, autocast))
+            with trained_as_packaged(model, label, "stage2", dtype_name):
+                raw["stage2_train"][label].append(train_steps(model, batch, steps, autocast))
         for batch_size in (1, 8):
             for label, model in (("scitune", scitune), ("llava", llava)):
                 raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
     shutil.rmtree(cache_dir, ignore_errors=True)
     # Peak memory of a stage-1 step, each model in a fresh process (a shared allocator would blur the comparison).
-    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label) for _ in range(min(repeats, 2))]
+    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label, attn) for _ in range(min(repeats, 2))]
                           for label in ("scitune", "llava")}
     result = {}
     for key, values in raw.items():
@@ -286,7 +312,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     mfu = {label: round(6 * lm_params * tokens_per_sample * statistics.median(raw["stage2_train"][label]) / peak_flops, 4)
            for label in ("scitune", "llava")}
     params = {"scitune": sum(p.numel() for p in scitune.parameters()), "llava": sum(p.numel() for p in llava.parameters())}
-    return {"ratios": result, "raw": raw, "mfu": mfu, "params": params, "cache_build_s": round(cache_build_s, 3),
+    return {"ratios": result, "raw": raw, "mfu": mfu, "attn_implementation": attn, "params": params, "cache_build_s": round(cache_build_s, 3),
             "tokens_per_sample": tokens_per_sample, "matmul_flops": peak_flops}
 
 
@@ -324,7 +350,9 @@ def main(argv=None):
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--peak-memory-child", nargs=3, metavar=("SIZE", "DTYPE", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--attn-implementation", default="auto", choices=["auto", "eager", "sdpa"],
+                        help="attention kernel of both models; auto = what SciTune training picks on this device")
+    parser.add_argument("--peak-memory-child", nargs=4, metavar=("SIZE", "DTYPE", "MODEL", "ATTN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak_memory_child:
         print(child_peak_memory(*args.peak_memory_child))
@@ -332,24 +360,29 @@ def main(argv=None):
     if not args.output_dir:
         parser.error("--output-dir is required")
     sizes = args.sizes or (["tiny"] if args.quick else ["tiny", "mid"])
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or 5
     torch.set_num_threads(os.cpu_count() or 1)
+    from modeling_scitune.training.precision import attention_implementation
+
+    attn = attention_implementation(args.attn_implementation)
     flops = {name: matmul_flops(dtype) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
     results = {}
     for size in sizes:
         by_dtype = {}
         for dtype in args.dtypes:
             print(f"benchmarking {size} / {dtype} ...", flush=True)
-            by_dtype[dtype] = bench_size(size, SIZES[size], dtype, repeats, args.steps, flops[dtype])
+            by_dtype[dtype] = bench_size(size, SIZES[size], dtype, repeats, args.steps, flops[dtype], attn)
         primary = by_dtype[args.dtypes[0]]
         results[size] = {**{k: v["median"] for k, v in primary["ratios"].items()}, "mfu": primary["mfu"],
                          "primary_dtype": args.dtypes[0], "by_dtype": by_dtype}
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps({"matmul_flops": flops, "repeats": repeats, "batch": BATCH,
+                                                "attn_implementation": attn,
                                                 "sizes": results}, indent=2))
     plot(results, out / "speed.png")
-    print(f"\nmatmul FLOP/s: fp32 {flops['float32'] / 1e9:.0f} G, bf16 {flops['bfloat16'] / 1e9:.0f} G")
+    print(f"\nmatmul FLOP/s: fp32 {flops['float32'] / 1e9:.0f} G, bf16 {flops['bfloat16'] / 1e9:.0f} G; "
+          f"attention: {attn} (both models)")
     print(f"{'size/dtype':<16} {'metric':<14} {'min':>7} {'median':>7} {'max':>7}")
     for size, result in results.items():
         for dtype, block in result["by_dtype"].items():

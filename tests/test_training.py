@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from modeling_scitune.data.cli import build_synthetic
@@ -164,6 +165,10 @@ def test_interrupted_run_resumes_to_the_same_weights(corpus, tmp_path):
     (tmp_path / "resumed" / "checkpoint-5" / "config.json").write_text("{}")
     summary = run_stage1(data, str(tmp_path / "resumed"), cfg, clip, llama, resume=True)
     assert summary["resumed_from"].endswith("checkpoint-3")
+    # checkpoints, like the final folder, hold the frozen LLM at its original values (it may train in bf16)
+    checkpoint, original = weights(tmp_path / "full" / "checkpoint-3"), load_file(str(Path(llama) / "model.safetensors"))
+    assert torch.equal(checkpoint["lm_head.weight"], original["lm_head.weight"])
+    assert checkpoint["lm_head.weight"].dtype == torch.float32
     full, resumed = weights(tmp_path / "full"), weights(tmp_path / "resumed")
     for key in full:
         torch.testing.assert_close(resumed[key], full[key], atol=1e-6, rtol=0)
@@ -255,3 +260,30 @@ def test_settings_precedence_and_unknown_keys(tmp_path):
         load_stage_config("stage1", overrides={"learning_rat": 1})
     with pytest.raises(ValueError, match="unknown preset"):
         load_stage_config("stage2", "huge")
+
+
+def test_frozen_weights_train_in_bf16_and_are_saved_at_their_fp32_values(stage1_dir):
+    from modeling_scitune.training.assemble import load_scitune
+    from modeling_scitune.training.frozen_bf16 import FrozenWeightsInBf16
+    from modeling_scitune.training.stages import freeze_for_stage
+
+    model, processor = load_scitune(stage1_dir)
+    freeze_for_stage(model, "stage1")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inputs = processor(images=[Image.new("RGB", (40, 30), "white")], text=["<image> a bar chart of yields"],
+                       return_tensors="pt")
+    inputs["labels"] = inputs["input_ids"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(**inputs).loss.item()
+    frozen = FrozenWeightsInBf16(model).cast()
+    assert model.lm_head.weight.dtype == torch.bfloat16
+    assert model.model.multi_modal_projector.linear_1.weight.dtype == torch.float32  # trainable: fp32 master copy
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(**inputs).loss
+    loss.backward()  # gradients still reach what trains
+    assert model.model.multi_modal_projector.linear_1.weight.grad is not None
+    assert loss.item() == pytest.approx(reference, rel=1e-3)
+    saved = frozen.state_dict()
+    assert all(torch.equal(saved[k], before[k]) and saved[k].dtype == before[k].dtype for k in before)
+    frozen.restore()
+    assert all(torch.equal(v, before[k]) and v.dtype == before[k].dtype for k, v in model.state_dict().items())

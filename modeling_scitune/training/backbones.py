@@ -22,7 +22,7 @@ from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
 
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
 from ..tiny import train_tokenizer
-from .precision import use_bf16
+from .precision import attention_implementation, use_bf16
 from .presets import BackboneConfig
 
 
@@ -108,6 +108,7 @@ def train_clip(images: torch.Tensor, captions: list[str], tokenizer, cfg: Backbo
     )
     torch.manual_seed(cfg.seed)
     model = CLIPModel(config)
+    model.set_attn_implementation(attention_implementation(cfg.attn_implementation))
     encoded = tokenizer([c + tokenizer.eos_token for c in captions], padding="max_length", truncation=True,
                         max_length=cfg.caption_tokens, add_special_tokens=False, return_tensors="pt")
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
@@ -156,6 +157,7 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
                          tie_word_embeddings=False)
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(config)
+    model.set_attn_implementation(attention_implementation(cfg.attn_implementation))
     blocks, labels = pack_texts(texts, tokenizer, cfg.block_size)
 
     def loss_fn(model, index):

@@ -16,6 +16,8 @@ import logging
 import os
 import sys
 
+from .precision import ATTENTION_CHOICES
+
 
 def _common(parser):
     parser.add_argument("--output-dir", required=True)
@@ -32,12 +34,14 @@ def _common(parser):
     parser.add_argument("--seed", type=int)
     parser.add_argument("--projector-type", choices=("linear", "mlp2x_gelu"))
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--attn-implementation", choices=ATTENTION_CHOICES,
+                        help="attention kernel; auto: eager on CPU, flash_attention_2 (or sdpa) on CUDA")
     parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
 
 
 OVERRIDE_KEYS = ("max_steps", "num_train_epochs", "learning_rate", "per_device_train_batch_size",
                  "gradient_accumulation_steps", "save_steps", "max_length", "limit_train_samples", "seed",
-                 "projector_type", "bf16", "variant", "format", "lora")
+                 "projector_type", "bf16", "attn_implementation", "variant", "format", "lora")
 
 
 def main(argv=None):
@@ -55,6 +59,7 @@ def main(argv=None):
     p.add_argument("--clip-steps", type=int)
     p.add_argument("--llm-steps", type=int)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--attn-implementation", choices=ATTENTION_CHOICES)
     p.add_argument("--seed", type=int)
 
     p = sub.add_parser("stage1", help="scientific concept alignment: projector only")
@@ -79,6 +84,7 @@ def main(argv=None):
 
         cfg = load_backbone_config(args.preset, args.config, {"clip_steps": args.clip_steps,
                                                               "llm_steps": args.llm_steps, "bf16": args.bf16,
+                                                              "attn_implementation": args.attn_implementation,
                                                               "seed": args.seed})
         summary = pretrain_backbones(args.data, args.output_dir, cfg, sqa_dir=args.sqa)
         summary.pop("log")

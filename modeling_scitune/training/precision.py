@@ -31,3 +31,21 @@ def use_bf16(requested: bool) -> bool:
         logger.warning("bf16 requested but this %s has no native bf16 support: training in fp32",
                        "GPU" if on_cuda() else "CPU")
     return requested and bf16_available()
+
+
+ATTENTION_CHOICES = ("auto", "eager", "sdpa", "flash_attention_2")
+
+
+def attention_implementation(requested: str = "auto") -> str:
+    """The attention kernel training runs with. `auto`: flash-attn 2 on a CUDA GPU that has the package, else
+    PyTorch SDPA; on a CPU, eager attention (measured on this 2-core CPU for our training shapes, bf16: a LLaMA
+    training step 1.6x faster at 128 tokens, 1.1x at 320; PyTorch's CPU flash kernel is slow in the backward)."""
+    if requested not in ATTENTION_CHOICES:
+        raise ValueError(f"attn_implementation={requested!r}: choose from {list(ATTENTION_CHOICES)}")
+    if requested != "auto":
+        return requested
+    if on_cuda():
+        import importlib.util
+
+        return "flash_attention_2" if importlib.util.find_spec("flash_attn") is not None else "sdpa"
+    return "eager"

@@ -48,6 +48,7 @@ class BackboneConfig:
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32
+    attn_implementation: str = "auto"  # see precision.attention_implementation
     seed: int = 0
 
 
@@ -81,6 +82,7 @@ class StageConfig:
     dataloader_num_workers: int = 0
     limit_train_samples: int | None = None
     feature_cache: bool = False  # stage 1: compute frozen-tower features once and train on them
+    attn_implementation: str = "auto"  # see precision.attention_implementation (eager on CPU, flash-attn 2 on CUDA)
     option_orders: int = 1  # stage 2: each ScienceQA problem with this many orders of its options (1 = as given)
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .precision import on_cuda, use_bf16
+from .frozen_bf16 import FrozenWeightsInBf16
+from .precision import attention_implementation, on_cuda, use_bf16
 from .presets import StageConfig
 
 logger = logging.getLogger(__name__)
@@ -116,19 +117,39 @@ def parameter_checksum(model) -> str:
     return digest.hexdigest()
 
 
-def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume: bool, peft_config=None,
-           data_collator=None) -> dict:
+def _trainer_class():
     from trl import SFTTrainer
 
+    class SciTuneSFTTrainer(SFTTrainer):
+        """TRL's SFTTrainer; checkpoints hold frozen weights at their fp32 values while they train in bf16."""
+
+        frozen_weights: FrozenWeightsInBf16 | None = None
+
+        def _save(self, output_dir=None, state_dict=None):
+            if self.frozen_weights is not None:
+                state_dict = self.frozen_weights.state_dict(state_dict)
+            super()._save(output_dir, state_dict=state_dict)
+
+    return SciTuneSFTTrainer
+
+
+def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume: bool, peft_config=None,
+           data_collator=None) -> dict:
     start = time.perf_counter()
     args = sft_arguments(cfg, output_dir)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         peft_config=peft_config, data_collator=data_collator)
+    model.set_attn_implementation(attention_implementation(cfg.attn_implementation))
+    # LoRA merges into the frozen base weights, so they stay as they are there
+    frozen = FrozenWeightsInBf16(model).cast() if args.bf16 and peft_config is None else None
+    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                               peft_config=peft_config, data_collator=data_collator)
+    trainer.frozen_weights = frozen
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", output_dir)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     trained = trainer.model
+    if frozen is not None:
+        frozen.restore()
     if peft_config is not None:
         trained = trained.merge_and_unload()
     world = trainer.args.world_size
