@@ -287,3 +287,15 @@ def test_frozen_weights_train_in_bf16_and_are_saved_at_their_fp32_values(stage1_
     assert all(torch.equal(saved[k], before[k]) and saved[k].dtype == before[k].dtype for k in before)
     frozen.restore()
     assert all(torch.equal(v, before[k]) and v.dtype == before[k].dtype for k, v in model.state_dict().items())
+
+
+def test_attention_kernel_is_picked_per_device_and_used_by_training(stage1_dir):
+    from modeling_scitune.training.precision import attention_implementation
+
+    assert attention_implementation("sdpa") == "sdpa"
+    expected = ("flash_attention_2", "sdpa") if torch.cuda.is_available() else ("eager",)
+    assert attention_implementation("auto") in expected
+    with pytest.raises(ValueError, match="attn_implementation='flash'"):
+        attention_implementation("flash")
+    # the kernel is a training-time choice: it is not written into the saved folder
+    assert "attn_implementation" not in (stage1_dir / "config.json").read_text()

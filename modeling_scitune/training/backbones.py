@@ -151,7 +151,8 @@ def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[torch.Tens
 def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> LlamaForCausalLM:
     """Causal-LM training on the corpus text, in fixed-length blocks of whole texts (`pack_texts`)."""
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_hidden * 2,
-                         num_hidden_layers=cfg.text_layers, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
+                         num_key_value_heads=cfg.text_kv_heads,
                          max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          tie_word_embeddings=False)

@@ -32,6 +32,8 @@ class BackboneConfig:
     clip_lr: float = 5e-4
     text_hidden: int = 192
     text_layers: int = 4
+    text_heads: int = 4
+    text_kv_heads: int = 2
     vocab_size: int = 1200
     block_size: int = 128
     llm_steps: int = 1500  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions

@@ -1,0 +1,44 @@
+"""benchmarks/bench_speed.py compares like with like: same weights, same kernel, same loss; no ratios asserted here."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_speed", ROOT / "benchmarks" / "bench_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scitune_and_llava_pair_compute_the_same_loss_on_the_same_kernel():
+    bench = load_bench()
+    scitune, llava, _, batch, _ = bench.build_pair(bench.SIZES["micro"], attn_implementation="eager")
+    assert scitune.config.text_config._attn_implementation == llava.config.text_config._attn_implementation == "eager"
+    with torch.no_grad():
+        native = llava(**batch).loss
+        ours = scitune(**batch).loss
+        features = scitune.model.encode_images(batch["pixel_values"])
+        cached = {k: v for k, v in batch.items() if k != "pixel_values"}
+        cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
+        from_cache = scitune(**cached).loss
+    torch.testing.assert_close(ours, native, atol=1e-5, rtol=0)
+    torch.testing.assert_close(from_cache, native, atol=1e-5, rtol=0)
+
+
+def test_stage_as_packaged_trains_frozen_weights_in_bf16_and_gives_them_back():
+    bench = load_bench()
+    scitune, llava, _, batch, _ = bench.build_pair(bench.SIZES["micro"], attn_implementation="eager")
+    before = {k: v.clone() for k, v in scitune.state_dict().items()}
+    with bench.trained_as_packaged(scitune, "scitune", "stage1", "bfloat16"):
+        assert scitune.lm_head.weight.dtype == torch.bfloat16
+        assert scitune.model.multi_modal_projector.linear_1.weight.dtype == torch.float32
+    with bench.trained_as_packaged(llava, "llava", "stage1", "bfloat16"):
+        assert llava.lm_head.weight.dtype == torch.float32  # TRL's way: fp32 weights under autocast
+    after = scitune.state_dict()
+    assert all(torch.equal(after[k], v) and after[k].dtype == v.dtype for k, v in before.items())
