@@ -36,7 +36,7 @@ class BackboneConfig:
     text_kv_heads: int = 2
     vocab_size: int = 1200
     block_size: int = 128
-    llm_steps: int = 1500  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
+    llm_steps: int = 3000  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
     # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
     # LLM corpus: a real pretrained LLM has read plenty of such text; these never contain a ScienceQA problem.
     # Off by default: measured here, 30k drills lifted stage-2 accuracy only from 42% to 49% while the frozen-LM
