@@ -14,7 +14,7 @@ FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/s
 
 Both models run the same attention kernel: by default the one SciTune training picks on this device
 (`training.precision.attention_implementation`: eager on a CPU); `--attn-implementation sdpa` compares on PyTorch
-SDPA instead. In bf16 runs SciTune's stage-1 steps keep the frozen weights in bf16 as its trainer does
+SDPA instead. In bf16 runs SciTune's stage-1 and stage-2 steps keep the frozen weights in bf16 as its trainer does
 (`training.frozen_bf16`); LLaVA trains as TRL runs it, fp32 weights under autocast.
 """
 
