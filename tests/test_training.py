@@ -23,7 +23,7 @@ from modeling_scitune.training.stages import run_stage1, run_stage2, scienceqa_d
 TINY_BACKBONES = BackboneConfig(image_size=32, patch_size=8, vision_hidden=32, vision_layers=2, clip_text_hidden=32,
                                 clip_text_layers=1, clip_projection=32, caption_tokens=32, clip_steps=3,
                                 clip_batch_size=8, text_hidden=48, text_layers=2, vocab_size=600, block_size=64,
-                                llm_steps=3, llm_batch_size=4)
+                                llm_steps=3, llm_batch_size=4, compile=False)
 
 
 def weights(folder):
@@ -247,6 +247,19 @@ def test_stage1_with_feature_cache_trains_the_projector(corpus, tmp_path):
                          str(corpus / "backbones" / "llama"))
     assert summary["global_step"] == 4 and list((tmp_path / "feature-cache").rglob("*.arrow"))
     assert summary["loss_history"][0]["loss"] > 0
+
+
+def test_stage2_feature_cache_gives_the_same_loss(stage1_dir, corpus, tmp_path):
+    """The tower is frozen in stage 2 as well: cached features must train exactly like pixels (image + text rows)."""
+    losses = {}
+    for cache in (False, True):
+        cfg = stage_cfg("stage2", feature_cache=cache, bf16=False, max_steps=2, learning_rate=1e-3)
+        losses[cache] = run_stage2(str(stage1_dir), str(corpus / "sqa"), str(tmp_path / str(cache)), cfg)["loss_history"]
+    assert list((tmp_path / "True" / "feature-cache").rglob("*.arrow"))
+    assert not (tmp_path / "False" / "feature-cache").exists()
+    assert [row["step"] for row in losses[True]] == [row["step"] for row in losses[False]] == [1, 2]
+    for cached, plain in zip(losses[True], losses[False]):
+        assert abs(cached["loss"] - plain["loss"]) < 1e-5 * max(plain["loss"], 1.0), (losses[True], losses[False])
 
 
 def test_settings_precedence_and_unknown_keys(tmp_path):

@@ -22,6 +22,7 @@ from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
 
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
 from ..tiny import train_tokenizer
+from .compiling import CompiledWithFallback, deterministic_algorithms
 from .precision import attention_implementation, use_bf16
 from .presets import BackboneConfig
 
@@ -63,17 +64,27 @@ def _lr_at(step: int, total: int, lr: float, warmup: int) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
 
-def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, loss_fn, bf16: bool = False) -> float:
-    """AdamW + warmup/cosine; with `bf16`, forward and loss run under bf16 autocast (fp32 master weights)."""
+def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, loss_fn, bf16: bool = False,
+                compile: bool = False) -> float:
+    """AdamW + warmup/cosine; with `bf16`, forward and loss run under bf16 autocast (fp32 master weights); with
+    `compile`, the forward (and its backward) run through `torch.compile` (see compiling.py)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     device_type = next(model.parameters()).device.type
+    forward = CompiledWithFallback(model, enabled=compile)
     model.train()
+    with deterministic_algorithms():
+        _run_steps(model, forward, optimizer, batches, steps, lr, desc, log, loss_fn, bf16, device_type)
+    model.eval()
+    return log[-1]["loss"]
+
+
+def _run_steps(model, forward, optimizer, batches, steps, lr, desc, log, loss_fn, bf16, device_type) -> None:
     bar = tqdm(range(steps), desc=desc, unit="step")
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, steps, lr, max(steps // 20, 1))
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model, next(batches))
+            loss = loss_fn(forward, next(batches))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -81,8 +92,6 @@ def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, los
         if step % 10 == 0 or step == steps - 1:
             log.append({"step": step, "loss": round(loss.item(), 4)})
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
-    return loss.item()
 
 
 def _batches(n: int, batch_size: int, seed: int):
@@ -166,7 +175,7 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
 
     batches = _batches(len(blocks), min(cfg.llm_batch_size, len(blocks)), cfg.seed)
     _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn,
-                use_bf16(cfg.bf16))
+                use_bf16(cfg.bf16), compile=cfg.compile)
     return model
 
 

@@ -1,6 +1,6 @@
 """`scitune-train`: pretrain miniature backbones, then SciTune stage 1 and stage 2.
 
-    scitune-train backbones --data DIR --output-dir OUT [--sqa DIR] [--preset tiny]
+    scitune-train backbones --data DIR --output-dir OUT [--sqa DIR] [--preset tiny] [--no-compile]
     scitune-train stage1 --data DIR --output-dir OUT [--vision-model P] [--text-model P] [--config YAML]
                          [--preset tiny] [--variant CTOM] [--max-steps N] [--resume]
     scitune-train stage2 --model STAGE1_DIR --data SQA_DIR --output-dir OUT [--lora] [--format QCM-LEPA] [...]
@@ -60,6 +60,8 @@ def main(argv=None):
     p.add_argument("--llm-steps", type=int)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--attn-implementation", choices=ATTENTION_CHOICES)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the LLaMA pretraining step (default on; eager fallback without a C++ compiler)")
     p.add_argument("--seed", type=int)
 
     p = sub.add_parser("stage1", help="scientific concept alignment: projector only")
@@ -85,7 +87,7 @@ def main(argv=None):
         cfg = load_backbone_config(args.preset, args.config, {"clip_steps": args.clip_steps,
                                                               "llm_steps": args.llm_steps, "bf16": args.bf16,
                                                               "attn_implementation": args.attn_implementation,
-                                                              "seed": args.seed})
+                                                              "compile": args.compile, "seed": args.seed})
         summary = pretrain_backbones(args.data, args.output_dir, cfg, sqa_dir=args.sqa)
         summary.pop("log")
     else:

@@ -63,7 +63,7 @@ def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_
     stand_in = stand_in_image(processor)
 
     def encode(batch):
-        images = [image.convert("RGB") for row in batch["images"] for image in row]
+        images = [_open(image) for row in batch["images"] for image in row]
         counts = [len(row) for row in batch["images"]]
         pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
         with torch.no_grad():
@@ -84,17 +84,28 @@ def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_
         probe = model.model.encode_images(processor.image_processor([stand_in], return_tensors="pt")["pixel_values"]
                                           .to(model.dtype))
     features = datasets.Features(dict(dataset.features))
-    features["images"] = datasets.List(datasets.Image(decode=False))  # kept, but never decoded again
+    features["images"] = datasets.List(datasets.Image(decode=False))  # kept as PNG bytes, never decoded again
+    fingerprint_source = dataset._fingerprint
+    dataset = dataset.cast(features=datasets.Features({**dataset.features, "images": features["images"]}))
     features["vision_features"] = datasets.Array3D(shape=(None, *probe.shape[1:]), dtype="float32")
     text_key = "pixels-only"
     if base_collator is not None:
         features["input_ids"] = features["labels"] = datasets.List(datasets.Value("int64"))
         text_key = _text_key(base_collator)
-    fingerprint = hashlib.sha256(f"{dataset._fingerprint}-{folder.name}-{text_key}".encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256(f"{fingerprint_source}-{folder.name}-{text_key}".encode()).hexdigest()[:16]
     cached = dataset.map(encode, batched=True, batch_size=batch_size, features=features,
                          desc="caching frozen vision features", new_fingerprint=fingerprint,
                          cache_file_name=str(folder / f"features-{fingerprint}.arrow"))
     return cached.with_format("numpy", columns=["vision_features"], output_all_columns=True)
+
+
+def _open(image: dict):
+    """A figure stored undecoded ({"bytes", "path"}) as an RGB PIL image: decoded once, here, and never re-encoded."""
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]).convert("RGB")
 
 
 def stand_in_image(processor):

@@ -201,19 +201,28 @@ def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: s
     check_stage1_rows(train, processor, cfg.max_length, model.config.image_seq_length)
     trainable = freeze_for_stage(model, "stage1")
     logger.info("stage 1 trains %d tensors: %s", len(trainable), trainable)
-    collator = None
-    if cfg.feature_cache:
-        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
-
-        from .feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
-
-        if tower_is_frozen(model):
-            base = DataCollatorForVisionLanguageModeling(processor, max_length=cfg.max_length, assistant_only_loss=True)
-            train = add_cached_features(train, model, processor, Path(output_dir) / "feature-cache", base_collator=base)
-            collator = CachedFeatureCollator(base)
-        else:
-            logger.warning("feature cache not used: the vision tower has trainable weights")
+    train, collator = with_feature_cache(train, model, processor, cfg, output_dir)
     return _train(model, processor, train, cfg, output_dir, resume, data_collator=collator)
+
+
+def with_feature_cache(train, model, processor, cfg: StageConfig, output_dir: str):
+    """(dataset, collator) for training on cached frozen-tower features when `cfg.feature_cache` allows it.
+
+    The tower is frozen in both stages of the method, so its features per figure never change while training: they
+    are computed once (see feature_cache.py) and each step runs only projector + LLM. With a trainable tower, or the
+    setting off, the dataset is returned as is and TRL's own collator is used (None)."""
+    if not cfg.feature_cache:
+        return train, None
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from .feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
+
+    if not tower_is_frozen(model):
+        logger.warning("feature cache not used: the vision tower has trainable weights")
+        return train, None
+    base = DataCollatorForVisionLanguageModeling(processor, max_length=cfg.max_length, assistant_only_loss=True)
+    train = add_cached_features(train, model, processor, Path(output_dir) / "feature-cache", base_collator=base)
+    return train, CachedFeatureCollator(base)
 
 
 def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int | None = None, option_orders: int = 1,
@@ -270,4 +279,5 @@ def run_stage2(model_dir: str, sqa_dir: str, output_dir: str, cfg: StageConfig, 
     else:
         freeze_for_stage(model, "stage2")
     os.makedirs(output_dir, exist_ok=True)
-    return _train(model, processor, train, cfg, output_dir, resume, peft_config)
+    train, collator = with_feature_cache(train, model, processor, cfg, output_dir)
+    return _train(model, processor, train, cfg, output_dir, resume, peft_config, data_collator=collator)
