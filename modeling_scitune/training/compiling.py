@@ -2,7 +2,8 @@
 
 Why: the miniature LLaMA is made of small matmuls and many element-wise ops (RMSNorm, RoPE, SiLU, softmax); eager
 PyTorch launches each one separately. Inductor fuses them, and on this 2-core CPU a bf16 training step of the tiny
-preset's LLaMA (32 x 128 tokens) went from 195 ms to 96 ms, after a one-off compilation of about 40 s. The blocks
+preset's LLaMA (32 x 128 tokens) went from 175 ms to 105 ms (A/B in one process), after a one-off
+compilation of about 35 s. The blocks
 have one fixed shape, so it compiles once. On a CPU Inductor needs a C++ compiler; without one (or when
 compilation fails for any other reason) training goes on in eager mode with a warning, never an error.
 """
