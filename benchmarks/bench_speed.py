@@ -343,6 +343,8 @@ def plot(results: dict, path: Path):
 def main(argv=None):
     import torch
 
+    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir")
     parser.add_argument("--quick", action="store_true", help="tiny size only (a few minutes)")
@@ -354,6 +356,7 @@ def main(argv=None):
                         help="attention kernel of both models; auto = what SciTune training picks on this device")
     parser.add_argument("--peak-memory-child", nargs=4, metavar=("SIZE", "DTYPE", "MODEL", "ATTN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    keep_freed_memory_for_reuse()  # process-wide: both models of an A/B alike
     if args.peak_memory_child:
         print(child_peak_memory(*args.peak_memory_child))
         return 0

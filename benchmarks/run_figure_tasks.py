@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv=None):
     from modeling_scitune.evaluation.figure_tasks import run_figure_tasks
+    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -26,6 +27,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     args = parser.parse_args(argv)
+    keep_freed_memory_for_reuse()
     result = run_figure_tasks(args.model, args.data, args.output_dir, split=args.split, limit=args.limit,
                               batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     print(json.dumps({k: result[k] for k in ("figure_type_accuracy", "chance", "per_type_accuracy", "google_bleu",

@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main(argv=None):
     from modeling_scitune.scienceqa.evaluate import run_scienceqa
     from modeling_scitune.scienceqa.formats import FORMATS
+    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="SciTune folder (required unless --score-only)")
@@ -36,6 +37,7 @@ def main(argv=None):
     parser.add_argument("--score-only", action="store_true")
     parser.add_argument("--predictions", help="predictions file to (re)score with --score-only")
     args = parser.parse_args(argv)
+    keep_freed_memory_for_reuse()
     if not args.score_only and not args.model:
         parser.error("--model is required unless --score-only")
     result = run_scienceqa(

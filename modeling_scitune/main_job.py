@@ -103,8 +103,10 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     from .scienceqa.synthetic import write_synthetic_scienceqa
     from .training.backbones import pretrain_backbones
     from .training.presets import load_backbone_config, load_stage_config
+    from .training.allocator import keep_freed_memory_for_reuse
     from .training.stages import run_stage1, run_stage2
 
+    keep_freed_memory_for_reuse()
     out = Path(output_dir)
     if out.exists():
         shutil.rmtree(out)

@@ -42,3 +42,14 @@ def test_stage_as_packaged_trains_frozen_weights_in_bf16_and_gives_them_back():
         assert llava.lm_head.weight.dtype == torch.float32  # TRL's way: fp32 weights under autocast
     after = scitune.state_dict()
     assert all(torch.equal(after[k], v) and after[k].dtype == v.dtype for k, v in before.items())
+
+
+def test_backbone_step_benchmark_times_the_real_pretraining_step():
+    spec = importlib.util.spec_from_file_location("bench_backbone_step", ROOT / "benchmarks" / "bench_backbone_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.child(compile_step=False, steps=2)
+    assert result["compiled"] is False
+    assert result["ms"] > 0
+    assert set(module.CONFIGS) == {"eager, default malloc", "eager, tuned malloc", "compiled, default malloc",
+                                   "compiled, tuned malloc"}

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 
+from .allocator import keep_freed_memory_for_reuse
 from .precision import ATTENTION_CHOICES
 
 
@@ -80,6 +81,7 @@ def main(argv=None):
     _common(p)
 
     args = parser.parse_args(argv)
+    keep_freed_memory_for_reuse()
     if args.command == "backbones":
         from .backbones import pretrain_backbones
         from .presets import load_backbone_config
