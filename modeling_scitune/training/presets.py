@@ -47,7 +47,7 @@ class BackboneConfig:
     isolate_option_letters: bool = True
     # Each ScienceQA problem in the LLM corpus appears with this many orders of its options (see stage 2's setting).
     # Main job, measured: 1500 steps x 2 orders 49.2%, 3000 x 2 61.2%, 4000 x 3 68.0%, 5200 x 4 81.6%, 8000 x 4
-    # 82.4% ScienceQA-format accuracy (the letter lookup is learnt by ~5000 steps; compiled, the main job took 1155 s with 5200).
+    # 82.4% ScienceQA-format accuracy (the letter lookup is learnt by ~5000 steps; compiled + malloc tuning, the main job took 1065 s with 5200).
     option_orders: int = 4
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
