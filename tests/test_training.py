@@ -64,6 +64,24 @@ def test_backbones_are_ordinary_hf_folders(corpus):
     assert summary["log"]["clip"] and summary["log"]["llama"]
 
 
+def test_extra_clip_figures_come_from_another_seed_and_never_the_datasets(corpus):
+    import datasets
+
+    from modeling_scitune.tiny import tiny_image_processor
+    from modeling_scitune.training.backbones import extra_clip_pairs
+
+    processor = tiny_image_processor(32)
+    cfg = BackboneConfig(image_size=32, clip_extra_figures=6, clip_figure_seed=1)
+    images, captions = extra_clip_pairs(str(corpus / "figures"), cfg, processor)
+    assert images.shape == (6, 3, 32, 32) and len(captions) == 6 and all(captions)
+    dataset = datasets.load_from_disk(str(corpus / "figures"))
+    held_out = [row["images"][0] for split in ("validation", "test") for row in dataset[split]]
+    held_out = processor(held_out, return_tensors="pt")["pixel_values"]
+    assert not any(torch.equal(extra, figure) for extra in images for figure in held_out)
+    with pytest.raises(ValueError, match="seed of the dataset"):
+        extra_clip_pairs(str(corpus / "figures"), BackboneConfig(clip_extra_figures=2, clip_figure_seed=0), processor)
+
+
 def test_llm_pretraining_blocks_keep_each_text_whole():
     from modeling_scitune.tiny import default_corpus, train_tokenizer
     from modeling_scitune.training.backbones import pack_texts

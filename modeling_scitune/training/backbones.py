@@ -179,6 +179,34 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
     return model
 
 
+def extra_clip_pairs(data_dir: str, cfg: BackboneConfig, image_processor) -> tuple[torch.Tensor, list[str]]:
+    """`cfg.clip_extra_figures` more (figure, caption) pairs for CLIP, rendered from `cfg.clip_figure_seed`.
+
+    The figures of a synthetic corpus are a function of (seed, index), so a seed other than the dataset's gives
+    figures none of which is in its validation or test split; the same seed is refused."""
+    import io
+
+    from PIL import Image
+
+    from ..data.synthetic import generate_synthetic_records
+
+    summary_file = Path(data_dir) / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    if summary.get("source") == "synthetic" and summary.get("seed") == cfg.clip_figure_seed:
+        raise ValueError(f"clip_figure_seed={cfg.clip_figure_seed} is the seed of the dataset in {data_dir}: the extra "
+                         "CLIP figures would include its held-out figures; pick another clip_figure_seed")
+    chunks, captions, pending = [], [], []
+    for record in generate_synthetic_records(cfg.clip_extra_figures, seed=cfg.clip_figure_seed):
+        pending.append(Image.open(io.BytesIO(record.image)).convert("RGB"))
+        captions.append(record.caption)
+        if len(pending) == 256:
+            chunks.append(image_processor(pending, return_tensors="pt")["pixel_values"])
+            pending = []
+    if pending:
+        chunks.append(image_processor(pending, return_tensors="pt")["pixel_values"])
+    return torch.cat(chunks), captions
+
+
 def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_dir: str | None = None) -> dict:
     """Train tokenizer, CLIP and LLaMA on the embedded corpus; save `OUT/clip` and `OUT/llama` HF folders."""
     import datasets
@@ -206,6 +234,9 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     image_processor = tiny_image_processor(cfg.image_size)
     images = torch.cat([image_processor([im[0] for im in train[i:i + 256]["images"]], return_tensors="pt")["pixel_values"]
                         for i in range(0, len(train), 256)])
+    if cfg.clip_extra_figures:
+        extra_images, extra_captions = extra_clip_pairs(data_dir, cfg, image_processor)
+        images, captions = torch.cat([images, extra_images]), captions + extra_captions
     log = {"clip": [], "llama": []}
     clip = train_clip(images, captions, tokenizer, cfg, log["clip"])
     llama = train_llama(texts, tokenizer, cfg, log["llama"])
@@ -214,6 +245,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
         tokenizer.save_pretrained(out / name)
     image_processor.save_pretrained(out / "clip")
     summary = {"clip": str(out / "clip"), "llama": str(out / "llama"), "vocab_size": len(tokenizer),
+               "clip_pairs": len(captions),
                "clip_params": sum(p.numel() for p in clip.parameters()),
                "llama_params": sum(p.numel() for p in llama.parameters()),
                "final_loss": {k: v[-1]["loss"] for k, v in log.items()}, "log": log,

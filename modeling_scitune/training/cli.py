@@ -1,6 +1,6 @@
 """`scitune-train`: pretrain miniature backbones, then SciTune stage 1 and stage 2.
 
-    scitune-train backbones --data DIR --output-dir OUT [--sqa DIR] [--preset tiny] [--no-compile]
+    scitune-train backbones --data DIR --output-dir OUT [--sqa DIR] [--preset tiny] [--clip-extra-figures N] [--no-compile]
     scitune-train stage1 --data DIR --output-dir OUT [--vision-model P] [--text-model P] [--config YAML]
                          [--preset tiny] [--variant CTOM] [--max-steps N] [--resume]
     scitune-train stage2 --model STAGE1_DIR --data SQA_DIR --output-dir OUT [--lora] [--format QCM-LEPA] [...]
@@ -58,6 +58,7 @@ def main(argv=None):
     p.add_argument("--preset", default="tiny")
     p.add_argument("--config")
     p.add_argument("--clip-steps", type=int)
+    p.add_argument("--clip-extra-figures", type=int, help="more synthetic figures (another seed) for CLIP pretraining")
     p.add_argument("--llm-steps", type=int)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--attn-implementation", choices=ATTENTION_CHOICES)
@@ -87,6 +88,7 @@ def main(argv=None):
         from .presets import load_backbone_config
 
         cfg = load_backbone_config(args.preset, args.config, {"clip_steps": args.clip_steps,
+                                                              "clip_extra_figures": args.clip_extra_figures,
                                                               "llm_steps": args.llm_steps, "bf16": args.bf16,
                                                               "attn_implementation": args.attn_implementation,
                                                               "compile": args.compile, "seed": args.seed})
