@@ -392,12 +392,12 @@ def main(argv=None):
     plot(results, out / "speed.png")
     print(f"\nmatmul FLOP/s: fp32 {flops['float32'] / 1e9:.0f} G, bf16 {flops['bfloat16'] / 1e9:.0f} G; "
           f"attention: {attn} (both models)")
-    print(f"{'size/dtype':<16} {'metric':<14} {'min':>7} {'median':>7} {'max':>7}")
+    print(f"{'size/dtype':<16} {'metric':<18} {'min':>7} {'median':>7} {'max':>7}")
     for size, result in results.items():
         for dtype, block in result["by_dtype"].items():
             for key, stats in block["ratios"].items():
-                print(f"{size + '/' + dtype:<16} {key:<14} {stats['min']:>7} {stats['median']:>7} {stats['max']:>7}")
-            print(f"{size + '/' + dtype:<16} {'MFU':<14} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
+                print(f"{size + '/' + dtype:<16} {key:<18} {stats['min']:>7} {stats['median']:>7} {stats['max']:>7}")
+            print(f"{size + '/' + dtype:<16} {'MFU':<18} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
     print(f"written: {out / 'speed.json'}, {out / 'speed.png'}")
     return 0
 
