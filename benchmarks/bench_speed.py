@@ -6,8 +6,10 @@
 For each size and dtype, A/B runs alternate (SciTune, then LLaVA, repeated) and every figure is reported as the ratio
 SciTune / LLaVA with min / median / max over the repeats (each figure from the fastest of a few steps or calls): stage-1 train step samples/s as the Trainer runs a step
 (read the rows, collate, forward/backward/update; SciTune from its frozen-tower feature cache, which also spares the
-figure decoding and preprocessing; LLaVA from the PNG figures), the same step from an already collated batch
-(`stage1_model_step`: the model alone), stage-2 train step samples/s (projector + LLM trainable) as a multi-epoch
+figure decoding and preprocessing, and its language model compiled as `compile: true` trains it; LLaVA from the PNG
+figures, eager as TRL runs it by default), the same with LLaVA's language model compiled too
+(`stage1_train_both_compiled`: what is left when both use that lever), the same step from an already collated batch
+(`stage1_model_step`: the model alone, both eager), stage-2 train step samples/s (projector + LLM trainable) as a multi-epoch
 stage 2 runs it (`stage2_train`: the tower is frozen in stage 2 too, so SciTune trains from the feature cache, as
 `feature_cache: true` does; it pays off from the second epoch, the paper's stage 2 runs 12) and from the same collated
 pixel batch for both models (`stage2_model_step`: both run the tower),
@@ -274,8 +276,10 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
+    from modeling_scitune.training.compiling import compiled_in_place
     from modeling_scitune.training.feature_cache import CachedFeatureCollator
 
+    torch._dynamo.reset()  # every size and dtype compiles afresh, within Dynamo's recompile limit
     scitune, llava, processor, batch, rows = build_pair(size, attn_implementation=attn)
     start = time.perf_counter()
     with torch.no_grad():
@@ -287,13 +291,21 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     base_collator = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)
     pixel_rows, cached_rows = stage1_datasets(scitune, processor, base_collator, 0, cache_dir)
     pipelines = {"scitune": (cached_rows, CachedFeatureCollator(base_collator)), "llava": (pixel_rows, base_collator)}
-    keys = ("stage1_train", "stage1_model_step", "stage2_train", "stage2_model_step", "generate_b1", "generate_b8")
+    keys = ("stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step", "generate_b1", "generate_b8")
     raw = {key: {"scitune": [], "llava": []} for key in keys}
     for _ in range(repeats):
         for label, model, inputs in (("scitune", scitune, cached), ("llava", llava, batch)):
             with trained_as_packaged(model, label, "stage1", dtype_name):
-                raw["stage1_train"][label].append(train_steps(model, None, steps, autocast,
-                                                              next_batch=whole_step_batches(*pipelines[label])))
+                # SciTune as `compile: true` trains (configs/stage1.yaml), LLaVA as TRL runs it by default
+                with compiled_in_place(model.model.language_model, enabled=label == "scitune"):
+                    raw["stage1_train"][label].append(train_steps(model, None, steps, autocast,
+                                                                  next_batch=whole_step_batches(*pipelines[label])))
+                if label == "llava":  # the same lever on LLaVA's side: what is left of the gap
+                    with compiled_in_place(model.model.language_model):
+                        raw["stage1_train_both_compiled"][label].append(
+                            train_steps(model, None, steps, autocast, next_batch=whole_step_batches(*pipelines[label])))
+                else:
+                    raw["stage1_train_both_compiled"][label].append(raw["stage1_train"][label][-1])
                 raw["stage1_model_step"][label].append(train_steps(model, inputs, steps, autocast))
         for label, model in (("scitune", scitune), ("llava", llava)):
             with trained_as_packaged(model, label, "stage2", dtype_name):  # the tower is frozen in stage 2 too
@@ -327,9 +339,9 @@ def plot(results: dict, path: Path):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    keys = ["stage1_train", "stage1_model_step", "stage2_train", "stage2_model_step", "generate_b1", "generate_b8",
+    keys = ["stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step", "generate_b1", "generate_b8",
             "peak_memory"]
-    figure = Figure(figsize=(9, 3.4), dpi=100)
+    figure = Figure(figsize=(11, 3.8), dpi=100)
     ax = figure.add_subplot()
     labels = [f"{size}/{dtype}" for size in results for dtype in results[size]["by_dtype"]]
     width = 0.8 / max(len(labels), 1)
@@ -338,7 +350,7 @@ def plot(results: dict, path: Path):
         values = [results[size]["by_dtype"][dtype]["ratios"][k]["median"] for k in keys]
         ax.bar([k + i * width for k in range(len(keys))], values, width=width, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks([k + width * (len(labels) - 1) / 2 for k in range(len(keys))], keys)
+    ax.set_xticks([k + width * (len(labels) - 1) / 2 for k in range(len(keys))], keys, rotation=15, fontsize="small")
     ax.set_ylabel("SciTune / LLaVA (median)")
     ax.set_title("speed ratios (>1 faster; peak_memory <1 smaller)")
     ax.legend(fontsize="small")
@@ -355,7 +367,9 @@ def main(argv=None):
     parser.add_argument("--output-dir")
     parser.add_argument("--quick", action="store_true", help="tiny size only (a few minutes)")
     parser.add_argument("--sizes", nargs="+", default=None, choices=sorted(SIZES))
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    parser.add_argument("--dtypes", nargs="+", default=None, choices=["float32", "bfloat16"],
+                        help="default: both, the one SciTune trains in here first (bf16 where the hardware has it); "
+                             "the first one's medians are the top-level keys of speed.json")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--attn-implementation", default="auto", choices=["auto", "eager", "sdpa"],
@@ -374,6 +388,10 @@ def main(argv=None):
     from modeling_scitune.training.precision import attention_implementation
 
     attn = attention_implementation(args.attn_implementation)
+    if args.dtypes is None:
+        from modeling_scitune.training.precision import bf16_available
+
+        args.dtypes = ["bfloat16", "float32"] if bf16_available() else ["float32", "bfloat16"]
     flops = {name: matmul_flops(dtype) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
     results = {}
     for size in sizes:
@@ -392,12 +410,12 @@ def main(argv=None):
     plot(results, out / "speed.png")
     print(f"\nmatmul FLOP/s: fp32 {flops['float32'] / 1e9:.0f} G, bf16 {flops['bfloat16'] / 1e9:.0f} G; "
           f"attention: {attn} (both models)")
-    print(f"{'size/dtype':<16} {'metric':<18} {'min':>7} {'median':>7} {'max':>7}")
+    print(f"{'size/dtype':<16} {'metric':<27} {'min':>7} {'median':>7} {'max':>7}")
     for size, result in results.items():
         for dtype, block in result["by_dtype"].items():
             for key, stats in block["ratios"].items():
-                print(f"{size + '/' + dtype:<16} {key:<18} {stats['min']:>7} {stats['median']:>7} {stats['max']:>7}")
-            print(f"{size + '/' + dtype:<16} {'MFU':<18} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
+                print(f"{size + '/' + dtype:<16} {key:<27} {stats['min']:>7} {stats['median']:>7} {stats['max']:>7}")
+            print(f"{size + '/' + dtype:<16} {'MFU':<27} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
     print(f"written: {out / 'speed.json'}, {out / 'speed.png'}")
     return 0
 

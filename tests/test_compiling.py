@@ -6,7 +6,7 @@ import torch
 
 from modeling_scitune.tiny import default_corpus, train_tokenizer
 from modeling_scitune.training.backbones import train_llama
-from modeling_scitune.training.compiling import CompiledWithFallback, compile_available
+from modeling_scitune.training.compiling import CompiledWithFallback, compile_available, compiled_in_place
 from modeling_scitune.training.presets import BackboneConfig
 
 SMALL_LLM = dict(text_hidden=48, text_layers=2, text_heads=4, text_kv_heads=2, vocab_size=600, block_size=32,
@@ -59,3 +59,46 @@ def test_without_a_compiler_training_runs_eager_with_a_warning(monkeypatch, tmp_
     assert "torch.compile skipped (no C++ compiler" in caplog.text and "eager mode" in caplog.text
     x = torch.ones(1, 3)
     assert torch.equal(wrapper(x), model(x))
+
+
+def test_compiled_in_place_keeps_the_module_and_is_undone_on_exit():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1)).eval()
+    ids = torch.randint(0, 100, (2, 12))
+    keys = list(model.state_dict())
+    with torch.no_grad():
+        eager = model(input_ids=ids).logits
+        with compiled_in_place(model.model) as compiled:
+            inside = model(input_ids=ids).logits
+            assert compiled and model.model._compiled_call_impl.compiled is not None  # ran compiled, no fallback
+            assert list(model.state_dict()) == keys
+        assert model.model._compiled_call_impl is None  # eager again: generation never recompiles per length
+    torch.testing.assert_close(inside, eager, rtol=1e-4, atol=1e-5)
+
+
+class _Scale(torch.nn.Module):  # defined outside torch.nn: Dynamo does not trace torch's own modules' code
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.full((3,), 2.0))
+
+    def forward(self, x):
+        return torch.relu(x * self.weight)
+
+
+def test_compiled_in_place_falls_back_to_eager_when_the_backend_fails(caplog):
+    model = _Scale()
+    x = torch.ones(1, 3)
+    with compiled_in_place(model):
+        model._compiled_call_impl.compiled = torch.compile(model._call_impl, backend=_failing_backend)
+        with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
+            out = model(x)
+        assert model._compiled_call_impl.compiled is None
+    assert "torch.compile failed for _Scale" in caplog.text and "eager mode" in caplog.text
+    assert torch.equal(out, model(x))
+
+
+def _failing_backend(graph, example_inputs):
+    raise RuntimeError("backend broke")

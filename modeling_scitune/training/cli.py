@@ -39,12 +39,15 @@ def _common(parser):
                         help="attention kernel; auto: eager on CPU, flash_attention_2 (or sdpa) on CUDA")
     parser.add_argument("--feature-cache", action=argparse.BooleanOptionalAction, default=None,
                         help="train on frozen-tower features computed once (tiny preset: on in stage 1, off in stage 2)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the language model while training (eager fallback without a C++ compiler)")
     parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
 
 
 OVERRIDE_KEYS = ("max_steps", "num_train_epochs", "learning_rate", "per_device_train_batch_size",
                  "gradient_accumulation_steps", "save_steps", "max_length", "limit_train_samples", "seed",
-                 "projector_type", "bf16", "attn_implementation", "variant", "format", "lora", "feature_cache")
+                 "projector_type", "bf16", "attn_implementation", "variant", "format", "lora", "feature_cache",
+                 "compile")
 
 
 def main(argv=None):

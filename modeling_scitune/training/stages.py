@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .compiling import compiled_in_place
 from .frozen_bf16 import FrozenWeightsInBf16
 from .precision import attention_implementation, on_cuda, use_bf16
 from .presets import StageConfig
@@ -146,7 +147,8 @@ def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume:
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", output_dir)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    with compiled_in_place(model.model.language_model, cfg.compile):
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     trained = trainer.model
     if frozen is not None:
         frozen.restore()
