@@ -317,7 +317,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
                 raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
     shutil.rmtree(cache_dir, ignore_errors=True)
     # Peak memory of a stage-1 step, each model in a fresh process (a shared allocator would blur the comparison).
-    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label, attn) for _ in range(min(repeats, 2))]
+    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label, attn) for _ in range(min(repeats, 3))]
                           for label in ("scitune", "llava")}
     result = {}
     for key, values in raw.items():

@@ -1,4 +1,4 @@
-"""`torch.compile` for the backbone pretraining loop, with a clean fallback to eager when it cannot run.
+"""`torch.compile` for the backbone pretraining loop and the stages' language model, with a clean fallback to eager.
 
 Why: the miniature LLaMA is made of small matmuls and many element-wise ops (RMSNorm, RoPE, SiLU, softmax); eager
 PyTorch launches each one separately. Inductor fuses them, and on this 2-core CPU a bf16 training step of the tiny
