@@ -39,15 +39,17 @@ class CompiledWithFallback:
 
     Parameters are shared with `module`, so the optimizer, saving and evaluation keep using `module` itself.
     A genuine error in the inputs still surfaces: the eager call that follows a failure raises it again.
+    `function` (default: the module itself) is what gets compiled and, after a failure, called eagerly.
     """
 
-    def __init__(self, module: torch.nn.Module, enabled: bool = True):
+    def __init__(self, module: torch.nn.Module, enabled: bool = True, function=None):
         self.module = module
+        self.function = function if function is not None else module
         self.compiled = None
         if enabled:
             available, reason = compile_available()
             if available:
-                self.compiled = torch.compile(module)
+                self.compiled = torch.compile(self.function)
             else:
                 logger.warning("torch.compile skipped (%s): training %s in eager mode", reason,
                                type(module).__name__)
@@ -64,7 +66,7 @@ class CompiledWithFallback:
                 logger.warning("torch.compile failed for %s (%s: %s); continuing in eager mode",
                                type(self.module).__name__, type(error).__name__, str(error).splitlines()[0][:200])
                 self.compiled = None
-        return self.module(*args, **kwargs)
+        return self.function(*args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -81,24 +83,6 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-class _CompiledCallOrEager:
-    """The call of a module compiled in place (what `nn.Module.compile` installs), eager again after a failure."""
-
-    def __init__(self, module: torch.nn.Module, **compile_kwargs):
-        self.module = module
-        self.compiled = torch.compile(module._call_impl, **compile_kwargs)
-
-    def __call__(self, *args, **kwargs):
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args, **kwargs)
-            except Exception as error:  # noqa: BLE001 - any backend failure means "run eager"
-                logger.warning("torch.compile failed for %s (%s: %s); continuing in eager mode",
-                               type(self.module).__name__, type(error).__name__, str(error).splitlines()[0][:200])
-                self.compiled = None
-        return self.module._call_impl(*args, **kwargs)
-
-
 @contextlib.contextmanager
 def compiled_in_place(module: torch.nn.Module, enabled: bool = True):
     """Run `module` through `torch.compile` inside the block, as `nn.Module.compile` does, and eager again after it.
@@ -107,16 +91,13 @@ def compiled_in_place(module: torch.nn.Module, enabled: bool = True):
     optimizer and PEFT see the same module); undone on exit, so generation after training never recompiles for each
     decoding length. Compilation happens at the first call; a backend failure there falls back to eager with a
     warning, and without a C++ compiler (CPU) the block runs eagerly from the start. Yields whether it compiled."""
-    if not enabled:
-        yield False
-        return
-    available, reason = compile_available()
-    if not available:
-        logger.warning("torch.compile skipped (%s): training %s in eager mode", reason, type(module).__name__)
+    # what nn.Module.compile installs, wrapped: module() -> compiled module._call_impl, eager again on a failure
+    call = CompiledWithFallback(module, enabled=enabled, function=module._call_impl)
+    if not call.is_compiled:
         yield False
         return
     previous = module._compiled_call_impl
-    module._compiled_call_impl = _CompiledCallOrEager(module)
+    module._compiled_call_impl = call
     try:
         yield True
     finally:
