@@ -211,6 +211,21 @@ def test_compiled_stage_trains_like_eager_and_saves_the_same_folder(corpus, stag
         torch.testing.assert_close(compiled_weights[key], eager_weights[key], atol=5e-3, rtol=0)
 
 
+def test_cli_flags_reach_the_stage_config_over_yaml_and_preset():
+    from modeling_scitune.training.cli import build_parser, stage_config
+
+    def cfg(*argv):
+        return stage_config(build_parser().parse_args([*argv, "--data", "d", "--output-dir", "o"]))
+
+    paper, tiny = cfg("stage1"), cfg("stage1", "--preset", "tiny")
+    assert paper.compile and not paper.feature_cache  # configs/stage1.yaml: long runs, compiling pays
+    assert tiny.feature_cache and not tiny.compile  # the tiny preset: measured faster eager
+    flipped = cfg("stage1", "--preset", "tiny", "--compile", "--no-feature-cache", "--max-steps", "7")
+    assert flipped.compile and not flipped.feature_cache and flipped.max_steps == 7
+    stage2 = cfg("stage2", "--model", "m", "--preset", "tiny", "--feature-cache")
+    assert stage2.feature_cache and stage2.stage == "stage2" and not cfg("stage2", "--model", "m", "--preset", "tiny").feature_cache
+
+
 def test_bad_input_fails_before_training(corpus, stage1_dir, tmp_path):
     import datasets
 

@@ -2,7 +2,7 @@
 
     scitune-train backbones --data DIR --output-dir OUT [--sqa DIR] [--preset tiny] [--clip-extra-figures N] [--no-compile]
     scitune-train stage1 --data DIR --output-dir OUT [--vision-model P] [--text-model P] [--config YAML]
-                         [--preset tiny] [--variant CTOM] [--max-steps N] [--resume]
+                         [--preset tiny] [--variant CTOM] [--max-steps N] [--feature-cache] [--compile] [--resume]
     scitune-train stage2 --model STAGE1_DIR --data SQA_DIR --output-dir OUT [--lora] [--format QCM-LEPA] [...]
 
 Runs unchanged under `torchrun --nproc_per_node N` or `accelerate launch --config_file configs/accelerate/...`.
@@ -50,9 +50,7 @@ OVERRIDE_KEYS = ("max_steps", "num_train_epochs", "learning_rate", "per_device_t
                  "compile")
 
 
-def main(argv=None):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scitune-train", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -86,7 +84,21 @@ def main(argv=None):
     p.add_argument("--format", help="target format, default QCM-LEPA")
     _common(p)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def stage_config(args):
+    """The StageConfig of a parsed `stage1` / `stage2` command line: YAML defaults -> preset -> --config -> flags."""
+    from .presets import load_stage_config
+
+    overrides = {key: getattr(args, key, None) for key in OVERRIDE_KEYS}
+    return load_stage_config(args.command, args.preset, args.config, overrides)
+
+
+def main(argv=None):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
     keep_freed_memory_for_reuse()
     if args.command == "backbones":
         from .backbones import pretrain_backbones
@@ -100,11 +112,9 @@ def main(argv=None):
         summary = pretrain_backbones(args.data, args.output_dir, cfg, sqa_dir=args.sqa)
         summary.pop("log")
     else:
-        from .presets import load_stage_config
         from .stages import run_stage1, run_stage2
 
-        overrides = {key: getattr(args, key, None) for key in OVERRIDE_KEYS}
-        cfg = load_stage_config(args.command, args.preset, args.config, overrides)
+        cfg = stage_config(args)
         if args.command == "stage1":
             summary = run_stage1(args.data, args.output_dir, cfg, args.vision_model, args.text_model, args.resume)
         else:
