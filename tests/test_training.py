@@ -224,6 +224,7 @@ def test_cli_flags_reach_the_stage_config_over_yaml_and_preset():
     assert flipped.compile and not flipped.feature_cache and flipped.max_steps == 7
     stage2 = cfg("stage2", "--model", "m", "--preset", "tiny", "--feature-cache")
     assert stage2.feature_cache and stage2.stage == "stage2" and not cfg("stage2", "--model", "m", "--preset", "tiny").feature_cache
+    assert cfg("stage2", "--model", "m").compile and not stage2.compile  # paper's 12 epochs vs the tiny single epoch
 
 
 def test_bad_input_fails_before_training(corpus, stage1_dir, tmp_path):

@@ -113,7 +113,8 @@ PRESETS = {
     "stage2": {
         "tiny": {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "bf16": True,
                  "gradient_checkpointing": False, "max_length": None, "logging_steps": 5, "save_steps": 50,
-                 "num_train_epochs": 1.0, "option_orders": 3, "learning_rate": 1e-3},
+                 "num_train_epochs": 1.0, "option_orders": 3, "learning_rate": 1e-3,
+                 "compile": False},  # one epoch of ~156 s: ~45 s of compiling would not be won back
     },
     "backbones": {"tiny": {}},
 }
