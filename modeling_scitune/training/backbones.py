@@ -195,16 +195,28 @@ def extra_clip_pairs(data_dir: str, cfg: BackboneConfig, image_processor) -> tup
     if summary.get("source") == "synthetic" and summary.get("seed") == cfg.clip_figure_seed:
         raise ValueError(f"clip_figure_seed={cfg.clip_figure_seed} is the seed of the dataset in {data_dir}: the extra "
                          "CLIP figures would include its held-out figures; pick another clip_figure_seed")
-    chunks, captions, pending = [], [], []
-    for record in generate_synthetic_records(cfg.clip_extra_figures, seed=cfg.clip_figure_seed):
-        pending.append(Image.open(io.BytesIO(record.image)).convert("RGB"))
-        captions.append(record.caption)
-        if len(pending) == 256:
+    captions = []
+
+    def figures():
+        for record in generate_synthetic_records(cfg.clip_extra_figures, seed=cfg.clip_figure_seed):
+            captions.append(record.caption)
+            yield Image.open(io.BytesIO(record.image)).convert("RGB")
+
+    return pixel_values_in_chunks(figures(), image_processor), captions
+
+
+def pixel_values_in_chunks(images, image_processor, chunk_size: int = 256) -> torch.Tensor:
+    """Preprocess an iterable of figures `chunk_size` at a time: batched calls, but only one chunk of decoded images
+    in memory at once (thousands of figures for CLIP pretraining)."""
+    chunks, pending = [], []
+    for image in images:
+        pending.append(image)
+        if len(pending) == chunk_size:
             chunks.append(image_processor(pending, return_tensors="pt")["pixel_values"])
             pending = []
     if pending:
         chunks.append(image_processor(pending, return_tensors="pt")["pixel_values"])
-    return torch.cat(chunks), captions
+    return torch.cat(chunks)
 
 
 def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_dir: str | None = None) -> dict:
@@ -232,8 +244,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
                                 isolate_option_letters=cfg.isolate_option_letters)
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     image_processor = tiny_image_processor(cfg.image_size)
-    images = torch.cat([image_processor([im[0] for im in train[i:i + 256]["images"]], return_tensors="pt")["pixel_values"]
-                        for i in range(0, len(train), 256)])
+    images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
     if cfg.clip_extra_figures:
         extra_images, extra_captions = extra_clip_pairs(data_dir, cfg, image_processor)
         images, captions = torch.cat([images, extra_images]), captions + extra_captions
