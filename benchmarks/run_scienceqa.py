@@ -1,12 +1,17 @@
 #!/usr/bin/env python
-"""Evaluate a SciTune checkpoint on ScienceQA (lupantech layout, HF parquet, or the embedded set).
+"""Evaluate a model on ScienceQA (lupantech layout, HF parquet, or the embedded set) under a published protocol.
 
-    python benchmarks/run_scienceqa.py --model DIR --data DIR --output-dir OUT [--split test] [--format QCM-LEPA]
-        [--batch-size 8] [--limit N] [--random-fallback SEED] [--answer-prompter]
-    python benchmarks/run_scienceqa.py --score-only --predictions OUT/predictions.jsonl --data DIR --output-dir OUT
+    python benchmarks/run_scienceqa.py --model DIR --data DIR --output-dir OUT [--protocol scitune|llava|lmms-eval]
+        [--conversation simple|model] [--split test] [--batch-size 8] [--limit N] [--temperature 0.7 --seed S]
+    python benchmarks/run_scienceqa.py --score-only --predictions FILE --data DIR --output-dir OUT [--protocol P]
 
-Writes OUT/predictions.jsonl (appended as it goes; a rerun resumes), OUT/scores.json (official and SciTune-style
-categories, per grade / topic, parse failures, errored problems), OUT/report.md and OUT/accuracy.png.
+Protocols (see modeling_scitune/scienceqa/protocols.py): `scitune` (default; pnnl/SciTune's evaluation: the "simple"
+conversation, stop at "###", the answer-prompter second pass, exactly-one "The answer is X." with a seeded random
+fallback), `llava` (LLaVA-1.5: CQM-A, image first, direct-answer instruction, its parser) and `lmms-eval`
+(`scienceqa_img`: its prompt, 16 new tokens, its scorer). Decoding is greedy unless --temperature is given.
+Writes OUT/predictions.jsonl (appended as it goes; a rerun resumes), OUT/answers.jsonl (the original format),
+OUT/scores.json (official and SciTune-style categories, parse statuses, errored problems), OUT/report.md and
+OUT/accuracy.png.
 """
 
 import argparse
@@ -17,36 +22,58 @@ import sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def main(argv=None):
-    from modeling_scitune.scienceqa.evaluate import run_scienceqa
-    from modeling_scitune.scienceqa.formats import FORMATS
-    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+def build_parser() -> argparse.ArgumentParser:
+    from modeling_scitune.scienceqa.protocols import CONVERSATIONS, IMAGE_NEWLINES, PROTOCOLS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="SciTune folder (required unless --score-only)")
+    parser.add_argument("--model", help="model folder (required unless --score-only)")
     parser.add_argument("--data", required=True)
     parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--protocol", default="scitune", choices=PROTOCOLS)
+    parser.add_argument("--conversation", default="simple", choices=CONVERSATIONS,
+                        help="scitune protocol: the original evaluation conversation, or the model's own chat template")
+    parser.add_argument("--image-newline", default="kept", choices=IMAGE_NEWLINES,
+                        help="scitune protocol: tokenize the newline before an image as the published evaluation did "
+                             "(kept) or as training did (stripped)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--format", default="QCM-LEPA", choices=FORMATS)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--limit", type=int)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--random-fallback", type=int, metavar="SEED",
-                        help="score unparseable answers as a seeded random option (the paper's behaviour)")
-    parser.add_argument("--answer-prompter", action="store_true", help="second pass asking for the answer letter")
+    parser.add_argument("--limit", type=int, help="only the first N problems of the split")
+    parser.add_argument("--max-new-tokens", type=int, help="first-pass budget (default: the protocol's)")
+    parser.add_argument("--temperature", type=float, default=0.0, help="> 0 samples (the original scitune: 0.7)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed and the scitune fallback's seed")
     parser.add_argument("--score-only", action="store_true")
     parser.add_argument("--predictions", help="predictions file to (re)score with --score-only")
+    return parser
+
+
+def main(argv=None):
+    from modeling_scitune.scienceqa.evaluate import run_scienceqa
+    from modeling_scitune.scienceqa.predictions import PredictionsError
+    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     keep_freed_memory_for_reuse()
     if not args.score_only and not args.model:
         parser.error("--model is required unless --score-only")
-    result = run_scienceqa(
-        args.model, args.data, args.output_dir, split=args.split, fmt=args.format, batch_size=args.batch_size,
-        limit=args.limit, max_new_tokens=args.max_new_tokens, random_fallback=args.random_fallback,
-        use_answer_prompter=args.answer_prompter, score_only=args.score_only, predictions_file=args.predictions,
-    )
-    print(json.dumps({"official": result["official"], "scitune_style": result["scitune_style"],
-                      "parse_failures": result["parse_failures"], "errors": result["counts"]["errors"]}, indent=2))
+    for name in ("batch_size", "limit", "max_new_tokens"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    try:
+        result = run_scienceqa(
+            args.model, args.data, args.output_dir, split=args.split, protocol=args.protocol,
+            conversation=args.conversation, batch_size=args.batch_size, limit=args.limit,
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+            image_newline=args.image_newline,
+            score_only=args.score_only, predictions_file=args.predictions,
+        )
+    except (PredictionsError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f"run_scienceqa: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"protocol": result["protocol"], "official": result["official"],
+                      "scitune_style": result["scitune_style"], "parse": result["parse"]["statuses"],
+                      "errors": result["counts"]["errors"]}, indent=2))
     print(f"written: {args.output_dir}/scores.json, report.md, accuracy.png")
     return 0
 

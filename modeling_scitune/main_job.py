@@ -138,9 +138,11 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     stage2_cfg = load_stage_config("stage2", "tiny", overrides=stage_overrides)
     steps.run("stage 2: ScienceQA instruction tuning", run_stage2, str(out / "stage1"), str(sqa_dir),
               str(out / "stage2"), stage2_cfg)
+    # SciTune's published protocol (stop at "###", answer-prompter pass, exactly-one-match scorer) on the model's
+    # own chat template: the stage-2 model was trained in it, not in the original evaluation conversation.
     sqa_result = steps.run("benchmark: ScienceQA (stage 2)", run_scienceqa, str(out / "stage2"), str(sqa_dir),
-                           str(out / "eval" / "scienceqa"), split="test", batch_size=16,
-                           max_new_tokens=16 if smoke else 160)
+                           str(out / "eval" / "scienceqa"), split="test", protocol="scitune", conversation="model",
+                           batch_size=16, max_new_tokens=16 if smoke else 160)
     report_dir = out / "report"
     report_dir.mkdir()
     plot_losses({"stage 1": out / "stage1", "stage 2": out / "stage2"}, report_dir / "loss_curves.png")

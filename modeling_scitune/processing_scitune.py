@@ -9,28 +9,81 @@ This file travels to the Hub next to the weights: it imports only transformers.
 from transformers.image_utils import get_image_size, to_numpy_array
 from transformers.processing_utils import MultiModalData, ProcessorMixin
 
-# The conversation layout of SciTune's LLaVA-v0 training code ("### Human: ... ### Assistant: ..."), with BOS emitted
-# by the template (TRL tokenizes with add_special_tokens=False) and each assistant turn, EOS included, inside
-# {% generation %} markers so that TRL's `assistant_only_loss=True` trains on answers only. The space after
-# "### Assistant:" belongs to the answer: byte-level BPE glues it to the first answer word, and the generation prompt
-# ends at the colon, so training and inference see the same token boundary. Content items of a turn are
-# joined by a newline in the order given; an image item renders as the `<image>` placeholder.
-SCITUNE_CHAT_TEMPLATE = (
-    "{{- bos_token -}}"
-    "{%- for message in messages -%}"
-    "{%- if message['content'] is string -%}{%- set text = message['content'] -%}"
-    "{%- else -%}{%- set ns = namespace(parts=[]) -%}"
-    "{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' or item['type'] == 'image_url' -%}{%- set ns.parts = ns.parts + ['<image>'] -%}"
-    "{%- elif item['type'] == 'text' -%}{%- set ns.parts = ns.parts + [item['text']] -%}{%- endif -%}"
-    "{%- endfor -%}{%- set text = ns.parts | join('\n') -%}{%- endif -%}"
-    "{%- if message['role'] == 'system' -%}{{- text + '\n\n' -}}"
-    "{%- elif message['role'] == 'assistant' -%}{{- '### Assistant:' -}}"
-    "{%- generation -%}{{- ' ' + text + eos_token -}}{%- endgeneration -%}{{- '\n' -}}"
-    "{%- else -%}{{- '### Human: ' + text + '\n' -}}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '### Assistant:' -}}{%- endif -%}"
-)
+# The system header of the original SciTune / LLaVA-v0 code (its `conv_v1_2` and `simple` conversations).
+V0_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
+             "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+CHAT_STYLES = ("scitune", "v0", "simple")
+
+
+def _message_text(image_token: str) -> str:
+    """Jinja that sets `text` for `message`: a string as is; content items joined by a newline in the order given,
+    an image item rendered as `image_token` (SciTune puts the image after the instruction: "{text}\n<image>")."""
+    return (
+        "{%- if message['content'] is string -%}{%- set text = message['content'] -%}"
+        "{%- else -%}{%- set ns = namespace(parts=[]) -%}"
+        "{%- for item in message['content'] -%}"
+        "{%- if item['type'] == 'image' or item['type'] == 'image_url' -%}"
+        "{%- set ns.parts = ns.parts + ['" + image_token + "'] -%}"
+        "{%- elif item['type'] == 'text' -%}{%- set ns.parts = ns.parts + [item['text']] -%}{%- endif -%}"
+        "{%- endfor -%}{%- set text = ns.parts | join('\n') -%}{%- endif -%}"
+    )
+
+
+def scitune_chat_template(style: str = "scitune", image_token: str = "<image>", bos: bool = True) -> str:
+    """The Jinja chat template of one conversation style; the only place a conversation layout is written.
+
+    - `scitune`: what this package trains with: "### Human: {q}\n### Assistant: {a}</s>\n", an optional system
+      message first; each answer (EOS included) inside `{% generation %}` markers for TRL's `assistant_only_loss`.
+      The generation prompt ends at "### Assistant:": the space before the answer belongs to its first token.
+    - `v0`: the original SciTune / LLaVA-v0 training serialization (`_add_speaker_and_signal`): the v0 system header
+      (or the given system message) + "\n\n", "### Human: {q}\n### Assistant: {a}\n" per turn, a final "### ";
+      no EOS (the model learnt to stop by writing "###"). The generation prompt is "### Assistant:".
+    - `simple`: the original evaluation conversation (`--conv-mode simple`): "{system}###Human: Hi!###Assistant: Hi
+      there! How can I help you today?###Human: {q}###". As in the original there is no "Assistant:" cue: the model
+      writes it itself.
+    `bos=True` emits BOS first (TRL tokenizes rendered chats without special tokens); `image_token` is what an image
+    item renders as (the processor expands it to the image's features).
+    """
+    if style not in CHAT_STYLES:
+        raise ValueError(f"unknown chat style {style!r}; choose one of {CHAT_STYLES}")
+    text = _message_text(image_token)
+    head = "{{- bos_token -}}" if bos else ""
+    if style == "scitune":
+        return (
+            head + "{%- for message in messages -%}" + text +
+            "{%- if message['role'] == 'system' -%}{{- text + '\n\n' -}}"
+            "{%- elif message['role'] == 'assistant' -%}{{- '### Assistant:' -}}"
+            "{%- generation -%}{{- ' ' + text + eos_token -}}{%- endgeneration -%}{{- '\n' -}}"
+            "{%- else -%}{{- '### Human: ' + text + '\n' -}}{%- endif -%}"
+            "{%- endfor -%}"
+            "{%- if add_generation_prompt -%}{{- '### Assistant:' -}}{%- endif -%}"
+        )
+    system = (
+        "{%- if messages and messages[0]['role'] == 'system' -%}{%- set message = messages[0] -%}" + text +
+        "{%- set system = text -%}{%- set turns = messages[1:] -%}"
+        "{%- else -%}{%- set system = '" + V0_SYSTEM.replace("'", "\\'") + "' -%}{%- set turns = messages -%}{%- endif -%}"
+    )
+    if style == "v0":
+        return (
+            head + system + "{{- system + '\n\n' -}}"
+            "{%- for message in turns -%}" + text +
+            "{%- if message['role'] == 'assistant' -%}{{- '### Assistant:' -}}"
+            "{%- generation -%}{{- ' ' + text + '\n' -}}{%- endgeneration -%}"
+            "{%- else -%}{{- '### Human: ' + text + '\n' -}}{%- endif -%}"
+            "{%- endfor -%}"
+            "{%- if add_generation_prompt -%}{{- '### Assistant:' -}}{%- else -%}{{- '### ' -}}{%- endif -%}"
+        )
+    return (
+        head + system + "{{- system + '###Human: Hi!###Assistant: Hi there! How can I help you today?###' -}}"
+        "{%- for message in turns -%}" + text +
+        "{%- if message['role'] == 'assistant' -%}{{- 'Assistant: ' -}}"
+        "{%- generation -%}{{- text + '###' -}}{%- endgeneration -%}"
+        "{%- else -%}{{- 'Human: ' + text + '###' -}}{%- endif -%}"
+        "{%- endfor -%}"
+    )
+
+
+SCITUNE_CHAT_TEMPLATE = scitune_chat_template("scitune")
 
 
 class SciTuneProcessor(ProcessorMixin):
@@ -45,6 +98,9 @@ class SciTuneProcessor(ProcessorMixin):
         chat_template (`str`, *optional*): defaults to the SciTune template (`SCITUNE_CHAT_TEMPLATE`).
         image_token (`str`, defaults to `"<image>"`): the placeholder, unless the tokenizer defines `image_token`.
         num_additional_image_tokens (`int`, defaults to 1): tokens the tower adds besides patches (CLIP: CLS).
+        image_start_token / image_end_token (`str`, *optional*): text tokens written around every expanded image
+            (`<im_start>` / `<im_end>` of checkpoints trained with LLaVA-v0's `mm_use_im_start_end`); their own
+            embeddings are used, only the image tokens between them are replaced by features.
     """
 
     def __init__(
@@ -56,6 +112,8 @@ class SciTuneProcessor(ProcessorMixin):
         chat_template=None,
         image_token="<image>",
         num_additional_image_tokens=1,
+        image_start_token=None,
+        image_end_token=None,
         **kwargs,
     ):
         # Extra attributes are stored before ProcessorMixin.__init__, which rejects unknown kwargs in v5.
@@ -63,13 +121,17 @@ class SciTuneProcessor(ProcessorMixin):
         self.vision_feature_select_strategy = vision_feature_select_strategy
         self.num_additional_image_tokens = num_additional_image_tokens
         self.image_token = getattr(tokenizer, "image_token", None) or image_token
-        token_ids = tokenizer.encode(self.image_token, add_special_tokens=False)
-        if len(token_ids) != 1:
-            raise ValueError(
-                f"The tokenizer splits the image token {self.image_token!r} into {len(token_ids)} pieces; add it as a "
-                "special token (tokenizer.add_special_tokens({'additional_special_tokens': ['<image>']}))"
-            )
-        self.image_token_id = token_ids[0]
+        if (image_start_token is None) != (image_end_token is None):
+            raise ValueError("give both image_start_token and image_end_token, or neither")
+        self.image_start_token, self.image_end_token = image_start_token, image_end_token
+        for token in filter(None, (self.image_token, image_start_token, image_end_token)):
+            pieces = tokenizer.encode(token, add_special_tokens=False)
+            if len(pieces) != 1:
+                raise ValueError(
+                    f"The tokenizer splits {token!r} into {len(pieces)} pieces; add it as a special token "
+                    f"(tokenizer.add_special_tokens({{'additional_special_tokens': [{token!r}]}}))"
+                )
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
         if chat_template is None:
             chat_template = SCITUNE_CHAT_TEMPLATE
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
@@ -93,7 +155,10 @@ class SciTuneProcessor(ProcessorMixin):
     def replace_image_token(self, image_inputs: dict, image_idx: int, **kwargs) -> str:
         pixel_values = image_inputs["pixel_values"][image_idx]
         height, width = get_image_size(to_numpy_array(pixel_values))
-        return self.image_token * self.num_image_tokens(height, width)
+        tokens = self.image_token * self.num_image_tokens(height, width)
+        if self.image_start_token is not None:
+            tokens = self.image_start_token + tokens + self.image_end_token
+        return tokens
 
     def _get_num_multimodal_tokens(self, image_sizes=None, **kwargs):
         """Placeholder tokens per image for the given sizes (used by vLLM and other servers)."""
@@ -111,4 +176,4 @@ class SciTuneProcessor(ProcessorMixin):
         return MultiModalData(**vision_data)
 
 
-__all__ = ["SciTuneProcessor", "SCITUNE_CHAT_TEMPLATE"]
+__all__ = ["CHAT_STYLES", "SCITUNE_CHAT_TEMPLATE", "SciTuneProcessor", "V0_SYSTEM", "scitune_chat_template"]

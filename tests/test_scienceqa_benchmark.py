@@ -43,7 +43,7 @@ def test_embedded_set_fills_every_category(sqa_dir):
 
 def test_hf_parquet_layout_loads_the_same_problems(sqa_dir, tmp_path):
     lupantech = load_lupantech(sqa_dir, "test").problems
-    rows = [{"image": str(p.image) if p.has_image else None, "question": p.question, "choices": p.choices,
+    rows = [{"image": {"bytes": p.image.read_bytes(), "path": None} if p.has_image else None, "question": p.question, "choices": p.choices,
              "answer": p.answer, "hint": p.hint, "task": p.task, "grade": p.grade, "subject": p.subject,
              "topic": p.topic, "category": p.category, "skill": p.skill, "lecture": p.lecture, "solution": p.solution}
             for p in lupantech]
@@ -74,16 +74,25 @@ def test_run_scienceqa_end_to_end_resumes_and_reports_bad_problems(sqa_dir, tiny
     script = load_script("run_scienceqa")
     out = tmp_path / "out"
     args = ["--model", str(tiny_linear_dir), "--data", str(data), "--output-dir", str(out), "--batch-size", "4",
-            "--max-new-tokens", "8"]
+            "--max-new-tokens", "8"]  # protocol scitune (the default): two passes
     assert script.main(args) == 0
     lines = (out / "predictions.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
-    assert len(rows) == len(test_pids) - 1 and {"pid", "output", "pred"} <= set(rows[0])
+    assert len(rows) == len(test_pids) - 1
+    answered = [row for row in rows if not row.get("error")]
+    assert all({"pid", "output_pass1", "output_pass2", "text", "protocol"} <= set(row) for row in answered)
+    assert all(row["text"].startswith(row["reasoning"] + "\n The answer is ") for row in answered)
+    answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert {"question_id", "prompt", "text", "answer_id", "model_id", "metadata"} <= set(answers[0])
+    assert len(answers) == len(answered)
     scores = json.loads((out / "scores.json").read_text())
-    assert set(scores) >= {"official", "scitune_style", "per_grade", "per_topic", "parse_failures", "errors"}
+    assert set(scores) >= {"official", "scitune_style", "per_grade", "per_topic", "parse", "errors"}
+    assert scores["protocol"] == "scitune" and sum(scores["parse"]["statuses"].values()) == len(test_pids) - 1
     assert {e["pid"] for e in scores["errors"]} == {with_image, malformed}
     assert scores["counts"]["problems"] == len(test_pids)
-    assert (out / "report.md").read_text().count("[published]") >= 5 and (out / "accuracy.png").stat().st_size > 5000
+    report = (out / "report.md").read_text()
+    assert report.count("[published]") >= 5 and "Protocol **scitune**" in report
+    assert (out / "accuracy.png").stat().st_size > 5000
 
     # Interrupt: keep 5 finished lines plus half a line, rerun, and nothing finished is redone.
     (out / "predictions.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:20])
@@ -93,8 +102,69 @@ def test_run_scienceqa_end_to_end_resumes_and_reports_bad_problems(sqa_dir, tiny
     final = [json.loads(l) for l in (out / "predictions.jsonl").read_text().splitlines()[5:]]
     assert len({r["pid"] for r in rerun + final}) == len(rerun) + len(final) == len(rows)
 
-    # Rescoring only, with the paper's random fallback.
-    assert script.main(["--score-only", "--predictions", str(out / "predictions.jsonl"), "--data", str(data),
-                        "--output-dir", str(tmp_path / "rescored"), "--random-fallback", "0"]) == 0
-    rescored = json.loads((tmp_path / "rescored" / "scores.json").read_text())
-    assert rescored["random_fallback"] == 0 and rescored["counts"]["problems"] == len(test_pids)
+    # Rescoring only: the same answers, the same seeded fallback -> the same scores; the original answers file too.
+    for source in ("predictions.jsonl", "answers.jsonl"):
+        assert script.main(["--score-only", "--predictions", str(out / source), "--data", str(data),
+                            "--output-dir", str(tmp_path / source)]) == 0
+        rescored = json.loads((tmp_path / source / "scores.json").read_text())
+        assert rescored["parse"]["fallback_seed"] == 0 and rescored["counts"]["problems"] == len(test_pids)
+        assert rescored["official"] == json.loads((out / "scores.json").read_text())["official"]
+
+
+def test_hostile_scienceqa_inputs_are_refused_or_reported(sqa_dir, tmp_path):
+    import shutil
+
+    from modeling_scitune.scienceqa.loaders import ScienceQALayoutError
+
+    data = tmp_path / "sqa"
+    shutil.copytree(sqa_dir, data)
+    splits = json.loads((data / "pid_splits.json").read_text())
+    problems = json.loads((data / "problems.json").read_text())
+    test = splits["test"]
+    splits["test"] = test + test[:2]                              # two pids listed twice
+    problems[test[3]]["answer"] = True                            # a bool is not an index
+    problems[test[4]]["image"] = "../../../../secret.png"         # a path out of the data folder
+    from PIL import Image
+
+    Image.new("RGB", (20, 20)).save(tmp_path / "secret.png")
+    bomb_pid = next(pid for pid in test[5:] if problems[pid]["image"])
+    Image.new("1", (14000, 14000)).save(data / "images" / "test" / bomb_pid / "image.png")
+    (data / "pid_splits.json").write_text(json.dumps(splits))
+    (data / "problems.json").write_text(json.dumps(problems))
+    loaded = load_lupantech(data, "test")
+    assert len(loaded.problems) + len(loaded.errors) == len(test)
+    assert loaded.notes and "more than once" in loaded.notes[0]
+    reasons = {e["pid"]: e["reason"] for e in loaded.errors}
+    assert "answer True" in reasons[test[3]] and "leaves the data folder" in reasons[test[4]]
+    script = load_script("run_scienceqa")
+    out = tmp_path / "out"
+    assert script.main(["--model", "unused", "--data", str(data), "--output-dir", str(out), "--score-only",
+                        "--predictions", str(tmp_path / "typo.jsonl")]) == 2  # a missing predictions file
+    rows = [{"pid": pid, "pred": "B"} for pid in test] + [{"pid": test[0], "pred": 0}, {"pid": "99999", "pred": 1}]
+    lines = [json.dumps(r) for r in rows] + ["42", "{not json", json.dumps({"text": "no pid"})]
+    (tmp_path / "preds.jsonl").write_text("\n".join(lines[:3] + lines[-3:] + lines[3:-3]) + "\n")
+    assert script.main(["--score-only", "--predictions", str(tmp_path / "preds.jsonl"), "--data", str(data),
+                        "--output-dir", str(out)]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+    report = scores["predictions_file"]
+    assert report["malformed_lines"] == [4, 5] and report["rows_without_pid"] == [6]
+    assert report["duplicate_pids"] == {test[0]: 1} and report["pids_outside_split"] == ["99999"]
+    assert scores["parse"]["letter_predictions_accepted"] == len(test) - len(loaded.errors)
+    assert scores["counts"]["problems"] == len(test)  # each pid once, errored ones included as wrong
+    report_md = (out / "report.md").read_text()
+    assert "malformed lines: [4, 5]" in report_md and "first row of a pid counts" in report_md
+    assert "more than once" in report_md
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "problems.json").write_text("[]")
+    with pytest.raises(ScienceQALayoutError, match="must hold"):
+        load_lupantech(tmp_path / "list", "test")
+    with pytest.raises(ScienceQALayoutError, match="split 'nope' is not in"):
+        load_lupantech(data, "nope")
+    assert script.main(["--model", "x", "--data", str(data), "--output-dir", str(out), "--score-only",
+                        "--predictions", str(tmp_path / "preds.jsonl"), "--split", "nope"]) == 2
+    # the decompression bomb becomes an errored row of the benchmark, never a crash
+    from modeling_scitune.scienceqa.evaluate import _load_images
+
+    bomb = next(p for p in loaded.problems if p.pid == bomb_pid)
+    ready, errors = _load_images([bomb])
+    assert not ready and errors[0]["pid"] == bomb_pid and "decompression" in errors[0]["error"].lower()

@@ -41,6 +41,10 @@ FEATURES = Features(
 )
 
 
+class NothingKept(ValueError):
+    """Every input item was skipped: the summary and the card are written, listing why; the build failed."""
+
+
 @dataclass
 class BuildReport:
     """What a build read, kept and skipped (by reason, with ids), per input file."""
@@ -113,10 +117,11 @@ def build_dataset(
     rows: dict[str, list] = defaultdict(list)
     for split, input_name, record in records:
         try:
-            rows[split].append(record_to_row(record, variant, rng))
+            row = record_to_row(record, variant, rng)
         except InvalidRecord as err:
             report.skip(input_name, record.figure_id, err.reason, err.detail)
             continue
+        rows[split].append(row)
         report.kept(input_name, record)
     dataset = DatasetDict({split: Dataset.from_list(split_rows, features=FEATURES) for split, split_rows in rows.items()})
     return dataset, report
@@ -186,4 +191,9 @@ def save_dataset(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "README.md").write_text(dataset_card(dataset, summary, description, source_license))
+    if not any(len(ds) for ds in dataset.values()):
+        reasons = summary["report"]["skipped_by_reason"]
+        raise NothingKept(f"no usable item in the input ({sum(reasons.values())} skipped: "
+                          f"{', '.join(f'{k} {v}' for k, v in reasons.items()) or 'nothing found'}); "
+                          f"see {out / 'summary.json'}")
     return summary

@@ -40,17 +40,22 @@ def build_synthetic(n: int, out: str | Path, seed: int = 0, variant: str = "CTOM
     )
 
 
-def build_scicap(json_path: str, images: str, out: str | Path, variant: str = "CTOM", split: str = "train") -> dict:
+def build_scicap(json_path: str, images: str, out: str | Path, variant: str = "CTOM", split: str = "train",
+                 allow_images_outside: bool = False) -> dict:
     from .build import BuildReport, build_dataset, save_dataset
-    from .scicap import read_scicap
+    from .scicap import Skipped, read_scicap
 
     report = BuildReport()
     input_name = Path(json_path).name
 
     def records():
-        for record in tqdm(read_scicap(json_path, images), desc=f"reading {input_name}", unit="fig"):
+        for item in tqdm(read_scicap(json_path, images, allow_images_outside), desc=f"reading {input_name}",
+                         unit="fig"):
+            if isinstance(item, Skipped):
+                report.skip(input_name, item.item_id, item.reason, item.detail)
+                continue
             report.found(input_name)
-            yield split, input_name, record
+            yield split, input_name, item
 
     dataset, report = build_dataset(records(), variant=variant, report=report)
     return save_dataset(dataset, report, out, variant=variant, source="SciCap challenge",
@@ -120,6 +125,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--variant", choices=VARIANTS, default="CTOM")
     p.add_argument("--split", default="train")
+    p.add_argument("--allow-images-outside", action="store_true",
+                   help="read image paths that leave the --images folder (../x.png, absolute paths)")
 
     p = sub.add_parser("pdf", help="scientific PDFs (files or folders)")
     p.add_argument("paths", nargs="+")
@@ -137,25 +144,38 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
 
     args = parser.parse_args(argv)
-    if args.command == "synthetic":
-        summary = build_synthetic(args.n, args.out, args.seed, args.variant, args.workers)
-    elif args.command == "scicap":
-        summary = build_scicap(args.json, args.images, args.out, args.variant, args.split)
-    elif args.command == "pdf":
-        summary = build_pdfs(args.paths, args.out, args.variant, ocr=not args.no_ocr)
-    elif args.command == "fetch-vignettes":
+    for name in ("n", "workers"):
+        if getattr(args, name, 1) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.command == "fetch-vignettes":
         from .vignettes import fetch_r_vignettes
 
         pdfs = fetch_r_vignettes(args.dest)
         print(f"{len(pdfs)} PDFs under {Path(args.dest) / 'extract'}")
         return 0
-    else:
+    if args.command == "sqa-synthetic":
         from ..scienceqa.synthetic import write_synthetic_scienceqa
 
         summary = write_synthetic_scienceqa(args.n, args.out, seed=args.seed, workers=args.workers)
         print(json.dumps(summary["counts"], indent=2))
         print(f"written: {args.out} (problems.json, pid_splits.json, images/)")
         return 0
+    from .build import NothingKept
+
+    builders = {
+        "synthetic": lambda: build_synthetic(args.n, args.out, args.seed, args.variant, args.workers),
+        "scicap": lambda: build_scicap(args.json, args.images, args.out, args.variant, args.split,
+                                       args.allow_images_outside),
+        "pdf": lambda: build_pdfs(args.paths, args.out, args.variant, ocr=not args.no_ocr),
+    }
+    try:
+        summary = builders[args.command]()
+    except NothingKept as err:  # the summary and card are written; nothing usable was found
+        print(f"scitune-data {args.command}: {err}", file=sys.stderr)
+        return 1
+    except ValueError as err:  # the input file itself is unusable
+        print(f"scitune-data {args.command}: {err}", file=sys.stderr)
+        return 2
     print_summary(summary, args.out)
     return 0
 

@@ -17,6 +17,10 @@ from PIL import Image, UnidentifiedImageError
 FIGURE_TYPES = ("Graph Plot", "Scatterplot", "Bar Chart", "Node Diagram", "Equation")
 
 
+def _where(image) -> str:
+    return "image bytes" if isinstance(image, bytes) else str(image)
+
+
 class InvalidRecord(ValueError):
     """A record that cannot become an instruction. `reason` is a short, countable key."""
 
@@ -47,21 +51,35 @@ class FigureRecord:
             raise InvalidRecord("missing_image", f"{self.figure_id}: no image given")
         if isinstance(image, Image.Image):
             return image.convert("RGB")
+        if not isinstance(image, bytes) and not Path(image).is_file():
+            raise InvalidRecord("missing_image", f"{self.figure_id}: {image} does not exist")
         try:
-            if isinstance(image, bytes):
-                loaded = Image.open(io.BytesIO(image))
-            else:
-                path = Path(image)
-                if not path.is_file():
-                    raise InvalidRecord("missing_image", f"{self.figure_id}: {path} does not exist")
-                loaded = Image.open(path)
+            loaded = Image.open(io.BytesIO(image) if isinstance(image, bytes) else Path(image))
             loaded.load()
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise InvalidRecord("corrupt_image", f"{self.figure_id}: {image if not isinstance(image, bytes) else 'bytes'} ({err})") from err
+        except Image.DecompressionBombError as err:
+            raise InvalidRecord("decompression_bomb", f"{self.figure_id}: {_where(image)} ({err})") from err
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise InvalidRecord("corrupt_image", f"{self.figure_id}: {_where(image)} ({err})") from err
         return loaded.convert("RGB")
+
+    def check_field_types(self) -> None:
+        """Raise InvalidRecord('wrong_field_type') unless the text fields hold what a conversation is built from."""
+        def fail(name, expected, value):
+            raise InvalidRecord("wrong_field_type", f"{self.figure_id}: {name} must be {expected}, got "
+                                                    f"{type(value).__name__} {str(value)[:60]!r}")
+
+        if not isinstance(self.caption, str):
+            fail("caption", "a string", self.caption)
+        if self.figure_type is not None and not isinstance(self.figure_type, str):
+            fail("figure_type", "a string", self.figure_type)
+        for name in ("ocr", "paragraphs", "mentions"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                fail(name, "a list of strings", value)
 
     def validate(self) -> FigureRecord:
         """Check the fields a conversation needs; returns a copy with the image loaded and text cleaned."""
+        self.check_field_types()
         caption = " ".join((self.caption or "").split())
         if not caption:
             raise InvalidRecord("empty_caption", f"{self.figure_id}: caption is empty")

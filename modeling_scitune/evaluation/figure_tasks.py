@@ -46,9 +46,8 @@ def run_figure_tasks(model_dir: str, data_dir: str, output_dir: str, split: str 
                      batch_size: int = 8, max_new_tokens: int = 48, model=None, processor=None,
                      progress: bool = True) -> dict:
     import datasets
-    import torch
 
-    from ..scienceqa.evaluate import load_model
+    from .generation import generate_texts, load_model
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +56,6 @@ def run_figure_tasks(model_dir: str, data_dir: str, output_dir: str, split: str 
         dataset = dataset.select(range(min(limit, len(dataset))))
     if model is None:
         model, processor = load_model(model_dir)
-    processor.tokenizer.padding_side = "left"
     rows = []
     for start in tqdm(range(0, len(dataset), batch_size), desc=f"figure tasks {split}", disable=not progress):
         batch = dataset[start:start + batch_size]
@@ -65,11 +63,7 @@ def run_figure_tasks(model_dir: str, data_dir: str, output_dir: str, split: str 
             {"type": "text", "text": messages[0]["content"][0]["text"]}, {"type": "image"}]}], add_generation_prompt=True)
             for messages in batch["messages"]]
         images = [row_images[0].convert("RGB") for row_images in batch["images"]]
-        inputs = processor(images=images, text=prompts, padding=True, return_tensors="pt").to(model.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-        with torch.inference_mode():
-            generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        texts = processor.batch_decode(generated[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts = generate_texts(model, processor, prompts, images, max_new_tokens)
         for figure_id, truth, caption, text in zip(batch["figure_id"], batch["figure_type"], batch["caption"], texts):
             predicted_caption = caption_from_output(text)
             rows.append({"figure_id": figure_id, "figure_type": truth, "predicted_type": first_figure_type(text),

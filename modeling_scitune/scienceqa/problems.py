@@ -46,8 +46,11 @@ class Problem:
         path = Path(self.image)
         if not path.is_file():
             raise FileNotFoundError(f"problem {self.pid}: image file {path} does not exist")
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except Image.DecompressionBombError as err:  # not an OSError: a crafted header, refused with its reason
+            raise ValueError(f"problem {self.pid}: image {path} refused ({err})") from err
 
 
 def with_shuffled_options(problem: Problem, rng) -> Problem:
@@ -67,5 +70,12 @@ def validate_problem(problem: Problem) -> None:
         raise ValueError(f"problem {problem.pid}: empty question")
     if not isinstance(problem.choices, list) or not 2 <= len(problem.choices) <= len(LETTERS):
         raise ValueError(f"problem {problem.pid}: needs 2-5 choices, got {problem.choices!r}")
-    if not isinstance(problem.answer, int) or not 0 <= problem.answer < len(problem.choices):
-        raise ValueError(f"problem {problem.pid}: answer {problem.answer!r} is not an index into {len(problem.choices)} choices")
+    if not all(isinstance(choice, str) for choice in problem.choices):
+        raise ValueError(f"problem {problem.pid}: choices must be strings, got {problem.choices!r}")
+    if isinstance(problem.answer, bool) or not isinstance(problem.answer, int) \
+            or not 0 <= problem.answer < len(problem.choices):
+        raise ValueError(f"problem {problem.pid}: answer {problem.answer!r} is not an index into "
+                         f"{len(problem.choices)} choices")
+    for name in ("hint", "lecture", "solution", "grade", "subject", "topic"):
+        if not isinstance(getattr(problem, name), str):
+            raise ValueError(f"problem {problem.pid}: {name} must be a string, got {getattr(problem, name)!r}")

@@ -32,14 +32,20 @@ def write_report(result: dict, out: Path) -> None:
     ]
     published = [_row(name, values) for name, values in PUBLISHED]
     counts = result["counts"]
+    parse = result.get("parse", {})
     lines = [
         f"# ScienceQA results: {result.get('model') or 'predictions'}",
         "",
-        f"Data: `{result.get('data')}` split `{result.get('split')}`, format {result.get('format')}; "
-        f"{counts['problems']} problems, {counts['correct']} correct, {result['parse_failures']} parse failures, "
-        f"{counts.get('errors', 0)} errored problems (scored as failed)"
-        + (f", random fallback seed {result['random_fallback']}" if result.get("random_fallback") is not None else "")
-        + ".",
+        f"Protocol **{result.get('protocol')}**"
+        + (f" ({result['conversation']} conversation)" if result.get("conversation") else "")
+        + f", {result.get('decoding', 'greedy')}; data `{result.get('data')}` split `{result.get('split')}`: "
+        f"{counts['problems']} problems, {counts['correct']} correct, {counts.get('errors', 0)} errored problems "
+        "(scored as wrong).",
+        "",
+        "Answers parsed as the protocol's original scorer does: " + ", ".join(
+            f"{status} {n}" for status, n in sorted(parse.get("statuses", {}).items()))
+        + (f" (a random option from seed {parse['fallback_seed']} where the regex did not match exactly once)"
+           if parse.get("fallback_seed") is not None else "") + ".",
         "",
         "Official categories follow lupantech `tools/evaluate_acc.py` (TXT = has a hint, G1-6 pooled); SciTune-style",
         "follow the paper's table (TXT = no image, NO = empty hint, G1-6 = mean of per-grade accuracies).",
@@ -53,6 +59,19 @@ def write_report(result: dict, out: Path) -> None:
         "",
         "Per topic: " + ", ".join(f"{t} {v:.1f}" for t, v in result["per_topic"].items()),
     ]
+    file_report = result.get("predictions_file", {})
+    issues = {key: file_report.get(key) for key in ("malformed_lines", "rows_without_pid", "duplicate_pids",
+                                                      "pids_outside_split") if file_report.get(key)}
+    if result.get("load_notes"):
+        lines += ["", "## Data notes", ""] + [f"- {note}" for note in result["load_notes"]]
+    if issues or parse.get("letter_predictions_accepted"):
+        lines += ["", "## Predictions file", ""]
+        lines += [f"- {key.replace('_', ' ')}: {value if not isinstance(value, list) else value[:50]}"
+                  for key, value in issues.items()]
+        if file_report.get("duplicate_pids"):
+            lines.append(f"- duplicates: {file_report['duplicate_rule']}")
+        if parse.get("letter_predictions_accepted"):
+            lines.append(f"- letter predictions accepted as option indices: {parse['letter_predictions_accepted']}")
     if result.get("errors"):
         lines += ["", "## Errored problems", ""] + [f"- {e['pid']}: {e['reason']}" for e in result["errors"][:100]]
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,58 @@
+"""Batched generation for the benchmarks: one place where prompts, images and decoding settings meet `generate`.
+
+Rows are left-padded into one batch; `stop_strings` end each row on its own (transformers' `StopStringCriteria`:
+a finished row only waits for the rest, filled with padding that decoding skips), so one long answer does not make
+the others generate further. Greedy by default; `Sampling` reproduces a sampled protocol with a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings (the original SciTune evaluation: temperature 0.7, transformers' default top-k 50 / top-p 1)."""
+
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 1.0
+    seed: int = 0
+
+    def generate_kwargs(self) -> dict:
+        return {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+
+
+def load_model(model_dir: str, device: str | None = None, dtype: str = "auto"):
+    """A SciTune (or any image-text-to-text) folder and its processor, in eval mode; bf16 on CUDA, else fp32."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = {"auto": torch.bfloat16 if device == "cuda" else torch.float32, "float32": torch.float32,
+                   "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, trust_remote_code=True, dtype=torch_dtype)
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    return model.to(device).eval(), processor
+
+
+def generate_texts(model, processor, prompts: list[str], images: list, max_new_tokens: int,
+                   stop_strings: list[str] | None = None, sampling: Sampling | None = None) -> list[str]:
+    """The decoded new text of each prompt (special tokens skipped). `images` lists every image in prompt order."""
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = "left"
+    inputs = processor(images=images or None, text=prompts, padding=True, return_tensors="pt").to(model.device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
+    if stop_strings:
+        kwargs.update(stop_strings=list(stop_strings), tokenizer=tokenizer)
+    if sampling is not None:
+        torch.manual_seed(sampling.seed)
+        kwargs.update(sampling.generate_kwargs())
+    else:
+        kwargs["do_sample"] = False
+    with torch.inference_mode():
+        output = model.generate(**inputs, **kwargs)
+    return tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
