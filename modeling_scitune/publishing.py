@@ -104,13 +104,33 @@ def stage_model_folder(folder: str | Path, staging: str | Path, card_source: Pat
 
 
 VERIFY_SCRIPT = r"""
-import sys
+import json, re, sys
 sys.modules["modeling_scitune"] = None  # the folder must work without this package
 import torch
 from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 folder = sys.argv[1]
-model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True).eval()
+def refuse(reason):
+    print(reason, file=sys.stderr)
+    raise SystemExit(3)
+config = json.load(open(f"{folder}/config.json"))
+for auto_class, reference in config.get("auto_map", {}).items():
+    try:
+        get_class_from_dynamic_module(reference, folder)
+    except Exception as err:
+        refuse(f"auto_map {auto_class} -> {reference} does not load: {type(err).__name__}: {err}")
+model, info = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True, output_loading_info=True)
+ignorable = [re.compile(p) for p in getattr(model.model, "_keys_to_ignore_on_load_unexpected", None) or []]
+problems = {kind: sorted(k for k in keys if not any(p.search(k) for p in ignorable))
+            for kind, keys in info.items() if kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+problems = {kind: keys for kind, keys in problems.items() if keys}
+if problems:
+    refuse("the weights do not match the config (" + "; ".join(f"{k}: {v[:5]}" for k, v in problems.items()) + ")")
+bad = [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+if bad:
+    refuse(f"{len(bad)} weight tensors hold NaN or Inf values ({', '.join(bad[:5])})")
+model.eval()
 processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
 image = Image.new("RGB", (96, 96), "white")
 ImageDraw.Draw(image).rectangle([20, 30, 40, 90], fill="blue")
@@ -118,19 +138,22 @@ messages = [{"role": "user", "content": [{"type": "text", "text": "What type of 
 prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
 inputs = processor(images=[image], text=prompt, return_tensors="pt")
 out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
-assert out.shape[1] > inputs["input_ids"].shape[1], "no token generated"
+if out.shape[1] <= inputs["input_ids"].shape[1]:
+    refuse("generate() produced no token")
 print("GENERATED", processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
 """
 
 
 def verify_in_clean_process(folder: str | Path, timeout: int = 900) -> str:
-    """Load `folder` with trust_remote_code in a fresh interpreter and generate; raise StagingError if that fails."""
+    """Do in a fresh interpreter what users will do: resolve every `auto_map` entry, load the weights with a load
+    report free of missing / unexpected / mismatched keys (beyond the unused tower layers a truncated vision tower
+    ignores), find no NaN / Inf weight, and generate. Raise StagingError naming the first failure."""
     with tempfile.TemporaryDirectory() as home:
         env = {"HF_HUB_OFFLINE": "1", "HF_HOME": home, "PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
         result = subprocess.run([sys.executable, "-c", VERIFY_SCRIPT, str(folder)], capture_output=True, text=True,
                                 env=env, cwd=home, timeout=timeout)
     if result.returncode != 0:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        raise StagingError(f"the staged folder does not load and generate in a clean environment: "
-                           f"{lines[-1] if lines else 'exit code ' + str(result.returncode)}")
+        reason = lines[-1] if lines else "exit code " + str(result.returncode)
+        raise StagingError(f"the staged folder would not work for users: {reason}")
     return result.stdout.strip().splitlines()[-1]

@@ -87,21 +87,39 @@ def test_push_model_then_download_gives_same_greedy_output(tiny_linear_dir, figu
     assert remote["tokens"] == local
 
 
-@pytest.mark.parametrize("damage, reason", [("missing_code", "missing modeling_scitune.py"),
-                                            ("corrupt_weights", "does not load and generate")])
-def test_broken_folder_is_refused_before_any_upload(tiny_linear_dir, tmp_path, damage, reason):
+@pytest.mark.parametrize("damage, reason, dry_run", [
+    ("missing_code", "missing modeling_scitune.py", False),
+    ("corrupt_weights", "would not work for users", False),
+    ("nan_weights", "hold NaN or Inf values (lm_head.weight", False),
+    ("nan_weights", "hold NaN or Inf values (lm_head.weight", True),
+    ("auto_map_missing_class", "auto_map AutoModel -> modeling_scitune.SciTuneMissing does not load", True),
+    ("config_edit_missing_keys", "the weights do not match the config (missing_keys", True),
+])
+def test_broken_folder_is_refused_before_any_upload(tiny_linear_dir, tmp_path, damage, reason, dry_run):
+    from safetensors.torch import load_file, save_file
+
     broken = tmp_path / "broken"
     shutil.copytree(tiny_linear_dir, broken)
+    weights, config_file = broken / "model.safetensors", broken / "config.json"
+    config = json.loads(config_file.read_text())
     if damage == "missing_code":
         (broken / "modeling_scitune.py").unlink()
-    else:
-        weights = broken / "model.safetensors"
+    elif damage == "corrupt_weights":
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "nan_weights":
+        state = load_file(str(weights))
+        state["lm_head.weight"][0, 0] = float("nan")
+        save_file(state, str(weights), metadata={"format": "pt"})
+    elif damage == "auto_map_missing_class":
+        config["auto_map"]["AutoModel"] = "modeling_scitune.SciTuneMissing"
+    else:  # one more LLM layer in the config: its weights are not in the file and would be random
+        config["text_config"]["num_hidden_layers"] += 1
+    config_file.write_text(json.dumps(config))
     with LocalHub() as hub:
-        result = run([str(ROOT / "hub_scripts" / "push_model.py"), str(broken), "--repo-id", "sci/broken"],
-                     hub_env(hub, tmp_path), tmp_path)
-        assert result.returncode == 2
-        assert "refusing to upload" in result.stderr and reason in result.stderr
+        result = run([str(ROOT / "hub_scripts" / "push_model.py"), str(broken), "--repo-id", "sci/broken"]
+                     + (["--dry-run"] if dry_run else []), hub_env(hub, tmp_path), tmp_path)
+        assert result.returncode == 2, result.stdout[-2000:]
+        assert "refusing to upload" in result.stderr and reason in result.stderr, result.stderr[-2000:]
         assert hub.state.requests == []  # nothing reached the Hub
 
 

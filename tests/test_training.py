@@ -179,10 +179,20 @@ def test_interrupted_run_resumes_to_the_same_weights(corpus, tmp_path):
     run_stage1(data, str(tmp_path / "full"), cfg, clip, llama)
     # What an interruption right after the step-3 checkpoint leaves behind, plus a checkpoint cut off mid-save.
     shutil.copytree(tmp_path / "full" / "checkpoint-3", tmp_path / "resumed" / "checkpoint-3")
-    (tmp_path / "resumed" / "checkpoint-5").mkdir()
-    (tmp_path / "resumed" / "checkpoint-5" / "config.json").write_text("{}")
+    (tmp_path / "resumed" / "checkpoint-7").mkdir()
+    (tmp_path / "resumed" / "checkpoint-7" / "config.json").write_text("{}")
+    # newer checkpoints whose files were cut off by a crash: trainer state, optimizer, weights
+    for step, damaged in ((6, "trainer_state.json"), (5, "optimizer.pt"), (4, "model.safetensors")):
+        folder = tmp_path / "resumed" / f"checkpoint-{step}"
+        shutil.copytree(tmp_path / "full" / "checkpoint-3", folder)
+        data_bytes = (folder / damaged).read_bytes()
+        (folder / damaged).write_bytes(data_bytes[: len(data_bytes) // 2])
     summary = run_stage1(data, str(tmp_path / "resumed"), cfg, clip, llama, resume=True)
     assert summary["resumed_from"].endswith("checkpoint-3")
+    reasons = {s["checkpoint"]: s["reason"] for s in summary["checkpoints_skipped"]}
+    assert set(reasons) == {"checkpoint-7", "checkpoint-6", "checkpoint-5", "checkpoint-4"}
+    assert "trainer_state.json is unreadable" in reasons["checkpoint-6"]
+    assert "optimizer.pt is unreadable" in reasons["checkpoint-5"] and "model.safetensors" in reasons["checkpoint-4"]
     # checkpoints, like the final folder, hold the frozen LLM at its original values (it may train in bf16)
     checkpoint, original = weights(tmp_path / "full" / "checkpoint-3"), load_file(str(Path(llama) / "model.safetensors"))
     assert torch.equal(checkpoint["lm_head.weight"], original["lm_head.weight"])
@@ -365,3 +375,63 @@ def test_attention_kernel_is_picked_per_device_and_used_by_training(stage1_dir):
         attention_implementation("flash")
     # the kernel is a training-time choice: it is not written into the saved folder
     assert "attn_implementation" not in (stage1_dir / "config.json").read_text()
+
+
+def test_output_folder_is_held_by_one_run_and_never_silently_overwritten(corpus, tmp_path, capsys):
+    from modeling_scitune.training.cli import main
+
+    args = ["stage1", "--data", str(corpus / "figures"), "--vision-model", str(corpus / "backbones" / "clip"),
+            "--text-model", str(corpus / "backbones" / "llama"), "--output-dir", str(tmp_path / "out"), "--preset",
+            "tiny", "--max-steps", "2", "--per-device-train-batch-size", "2", "--no-compile"]
+    (tmp_path / "out").mkdir()
+    lock = tmp_path / "out" / ".scitune-train.lock"
+    import socket
+
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}))  # alive
+    assert main(args) == 2
+    assert f"in use by scitune-train PID {os.getpid()}" in capsys.readouterr().err
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname(), "started": "then"}))  # stale
+    assert main(args) == 0 and not lock.exists()
+    assert main(args) == 2  # a finished stage is there now
+    assert "already holds a finished stage" in capsys.readouterr().err
+    assert main(args + ["--overwrite-output-dir"]) == 0
+
+
+@pytest.mark.parametrize("flag", ["--limit-train-samples", "--max-steps", "--per-device-train-batch-size"])
+def test_cli_counts_must_be_positive(flag, capsys):
+    from modeling_scitune.training.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["stage1", "--data", "d", "--output-dir", "o", flag, "0"])
+    assert exit_info.value.code == 2 and "must be > 0" in capsys.readouterr().err
+
+
+def test_empty_dataset_is_a_clear_error(corpus, tmp_path):
+    import datasets
+
+    empty = datasets.load_from_disk(str(corpus / "figures"))
+    nothing = datasets.Dataset.from_dict({c: [] for c in empty["train"].column_names}, features=empty["train"].features)
+    datasets.DatasetDict({"train": nothing}).save_to_disk(str(tmp_path / "empty"))
+    datasets.DatasetDict({"test": empty["test"]}).save_to_disk(str(tmp_path / "no-train"))
+    clip, llama = str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama")
+    with pytest.raises(ValueError, match="a split is empty or damaged"):
+        run_stage1(str(tmp_path / "empty"), str(tmp_path / "a"), stage_cfg("stage1"), clip, llama)
+    with pytest.raises(ValueError, match="has no 'train' split"):
+        run_stage1(str(tmp_path / "no-train"), str(tmp_path / "b"), stage_cfg("stage1"), clip, llama)
+
+
+def test_full_disk_is_named_not_a_traceback(corpus, tmp_path):
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here: {made.stderr.decode().strip()[:200]}")
+    try:
+        from modeling_scitune.training.output_guard import NoSpaceLeft
+
+        with pytest.raises(NoSpaceLeft, match=f"no space left on {mount}"):
+            run_stage1(str(corpus / "figures"), str(mount), stage_cfg("stage1", max_steps=2, save_steps=1),
+                       str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"))
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

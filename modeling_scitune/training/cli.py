@@ -20,18 +20,28 @@ from .allocator import keep_freed_memory_for_reuse
 from .precision import ATTENTION_CHOICES
 
 
+def positive(kind):
+    """An argparse type: a number of `kind` that must be > 0 (counts, lengths, rates)."""
+    def parse(text):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
 def _common(parser):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--config", help="YAML file of settings (overrides the stage defaults and the preset)")
     parser.add_argument("--preset", help="named settings, e.g. 'tiny' for a CPU run in minutes")
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--num-train-epochs", type=float)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--per-device-train-batch-size", type=int)
-    parser.add_argument("--gradient-accumulation-steps", type=int)
-    parser.add_argument("--save-steps", type=int)
-    parser.add_argument("--max-length", type=int)
-    parser.add_argument("--limit-train-samples", type=int)
+    parser.add_argument("--max-steps", type=positive(int))
+    parser.add_argument("--num-train-epochs", type=positive(float))
+    parser.add_argument("--learning-rate", type=positive(float))
+    parser.add_argument("--per-device-train-batch-size", type=positive(int))
+    parser.add_argument("--gradient-accumulation-steps", type=positive(int))
+    parser.add_argument("--save-steps", type=positive(int))
+    parser.add_argument("--max-length", type=positive(int))
+    parser.add_argument("--limit-train-samples", type=positive(int))
     parser.add_argument("--seed", type=int)
     parser.add_argument("--projector-type", choices=("linear", "mlp2x_gelu"))
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
@@ -41,7 +51,9 @@ def _common(parser):
                         help="train on frozen-tower features computed once (tiny preset: on in stage 1, off in stage 2)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the language model while training (eager fallback without a C++ compiler)")
-    parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint that reads back")
+    parser.add_argument("--overwrite-output-dir", action="store_true",
+                        help="train over a folder that already holds a finished stage")
 
 
 OVERRIDE_KEYS = ("max_steps", "num_train_epochs", "learning_rate", "per_device_train_batch_size",
@@ -60,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--config")
-    p.add_argument("--clip-steps", type=int)
+    p.add_argument("--clip-steps", type=positive(int))
     p.add_argument("--clip-extra-figures", type=int, help="more synthetic figures (another seed) for CLIP pretraining")
-    p.add_argument("--llm-steps", type=int)
+    p.add_argument("--llm-steps", type=positive(int))
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--attn-implementation", choices=ATTENTION_CHOICES)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -112,13 +124,20 @@ def main(argv=None):
         summary = pretrain_backbones(args.data, args.output_dir, cfg, sqa_dir=args.sqa)
         summary.pop("log")
     else:
+        from .output_guard import NoSpaceLeft, OutputDirBusy
         from .stages import run_stage1, run_stage2
 
-        cfg = stage_config(args)
-        if args.command == "stage1":
-            summary = run_stage1(args.data, args.output_dir, cfg, args.vision_model, args.text_model, args.resume)
-        else:
-            summary = run_stage2(args.model, args.data, args.output_dir, cfg, args.resume)
+        try:
+            cfg = stage_config(args)
+            if args.command == "stage1":
+                summary = run_stage1(args.data, args.output_dir, cfg, args.vision_model, args.text_model, args.resume,
+                                     args.overwrite_output_dir)
+            else:
+                summary = run_stage2(args.model, args.data, args.output_dir, cfg, args.resume,
+                                     args.overwrite_output_dir)
+        except (OutputDirBusy, NoSpaceLeft, ValueError) as err:
+            print(f"scitune-train {args.command}: {err}", file=sys.stderr)
+            return 2
         if summary:
             summary.pop("loss_history", None)
     if summary:

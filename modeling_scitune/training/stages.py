@@ -21,6 +21,7 @@ import torch
 
 from .compiling import compiled_in_place
 from .frozen_bf16 import FrozenWeightsInBf16
+from .output_guard import exclusive_output_dir, named_disk_full, newest_valid_checkpoint
 from .precision import attention_implementation, on_cuda, use_bf16
 from .presets import StageConfig
 
@@ -98,18 +99,6 @@ def sft_arguments(cfg: StageConfig, output_dir: str):
     )
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-N` that holds weights *and* trainer state; half-written ones are reported and skipped."""
-    folders = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-                     if p.name.split("-")[-1].isdigit() else -1)
-    for folder in reversed(folders):
-        has_weights = any(folder.glob("*.safetensors"))
-        if has_weights and (folder / "trainer_state.json").is_file() and (folder / "optimizer.pt").is_file():
-            return str(folder)
-        logger.warning("skipping incomplete checkpoint %s (missing weights, trainer_state.json or optimizer.pt)", folder)
-    return None
-
-
 def parameter_checksum(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -144,9 +133,11 @@ def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume:
     trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=processor,
                                peft_config=peft_config, data_collator=data_collator)
     trainer.frozen_weights = frozen
-    checkpoint = last_complete_checkpoint(output_dir) if resume else None
+    checkpoint, skipped = newest_valid_checkpoint(output_dir) if resume else (None, [])
     if resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", output_dir)
+    elif checkpoint:
+        logger.info("--resume: continuing from %s", checkpoint)
     with compiled_in_place(model.model.language_model, cfg.compile):
         result = trainer.train(resume_from_checkpoint=checkpoint)
     trained = trainer.model
@@ -165,11 +156,29 @@ def _train(model, processor, dataset, cfg: StageConfig, output_dir: str, resume:
         history = [row for row in trainer.state.log_history if "loss" in row]
         summary = {"stage": cfg.stage, "train_loss": result.training_loss, "global_step": trainer.state.global_step,
                    "loss_history": history, "wall_time_s": round(time.perf_counter() - start, 1),
-                   "resumed_from": checkpoint, "config": dict(cfg.__dict__),
+                   "resumed_from": checkpoint, "checkpoints_skipped": skipped, "config": dict(cfg.__dict__),
                    "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)}
         Path(output_dir, "training_summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     return {}
+
+
+def _train_split(data_dir: str):
+    """The `train` split of a `scitune-data` dataset folder; a clear error when there is none or it is empty."""
+    import datasets
+
+    try:
+        dataset = datasets.load_from_disk(str(data_dir))
+    except FileNotFoundError as err:
+        raise ValueError(f"{data_dir} is not a dataset folder (build one with scitune-data): {err}") from err
+    except (IndexError, ValueError, OSError) as err:  # datasets cannot read back a split with no rows
+        raise ValueError(f"{data_dir} cannot be read as a dataset: a split is empty or damaged "
+                         f"({type(err).__name__}); rebuild it with scitune-data") from err
+    if "train" not in dataset:
+        raise ValueError(f"{data_dir} has no 'train' split (it has: {', '.join(dataset) or 'none'})")
+    if len(dataset["train"]) == 0:
+        raise ValueError(f"the 'train' split of {data_dir} is empty: nothing to train on (see its summary.json)")
+    return dataset["train"]
 
 
 def build_stage1_model(cfg: StageConfig, data, vision_model: str | None, text_model: str | None):
@@ -190,11 +199,14 @@ def build_stage1_model(cfg: StageConfig, data, vision_model: str | None, text_mo
 
 
 def run_stage1(data_dir: str, output_dir: str, cfg: StageConfig, vision_model: str | None = None,
-               text_model: str | None = None, resume: bool = False) -> dict:
+               text_model: str | None = None, resume: bool = False, overwrite_output_dir: bool = False) -> dict:
     """Stage 1: train only the projector on the stage-1 instruction dataset; save a SciTune folder."""
-    import datasets
+    with exclusive_output_dir(output_dir, resume, overwrite_output_dir), named_disk_full(output_dir):
+        return _run_stage1(data_dir, output_dir, cfg, vision_model, text_model, resume)
 
-    train = datasets.load_from_disk(str(data_dir))["train"]
+
+def _run_stage1(data_dir, output_dir, cfg, vision_model, text_model, resume) -> dict:
+    train = _train_split(data_dir)
     if cfg.limit_train_samples:
         train = train.select(range(min(cfg.limit_train_samples, len(train))))
     train = train.select_columns([c for c in ("messages", "images") if c in train.column_names])
@@ -256,15 +268,19 @@ def scienceqa_dataset(sqa_dir: str, fmt: str, split: str = "train", limit: int |
     return datasets.Dataset.from_list([to_conversation(p, fmt) for p in problems], features=features)
 
 
-def run_stage2(model_dir: str, sqa_dir: str, output_dir: str, cfg: StageConfig, resume: bool = False) -> dict:
+def run_stage2(model_dir: str, sqa_dir: str, output_dir: str, cfg: StageConfig, resume: bool = False,
+               overwrite_output_dir: bool = False) -> dict:
     """Stage 2: projector + LLM (or LoRA on the LLM) on ScienceQA conversations; save a merged SciTune folder."""
+    with exclusive_output_dir(output_dir, resume, overwrite_output_dir), named_disk_full(output_dir):
+        return _run_stage2(model_dir, sqa_dir, output_dir, cfg, resume)
+
+
+def _run_stage2(model_dir, sqa_dir, output_dir, cfg, resume) -> dict:
     from .assemble import load_scitune
 
     model, processor = load_scitune(model_dir)
     if (Path(sqa_dir) / "dataset_dict.json").is_file():  # an instruction dataset (scitune-data) instead of ScienceQA
-        import datasets
-
-        train = datasets.load_from_disk(str(sqa_dir))["train"].select_columns(["messages", "images"])
+        train = _train_split(sqa_dir).select_columns(["messages", "images"])
         if cfg.limit_train_samples:
             train = train.select(range(min(cfg.limit_train_samples, len(train))))
     else:
