@@ -1,5 +1,9 @@
 """SciTune: a Hugging Face-compatible vision-language model aligned with scientific multimodal instructions.
 
+`AutoModel` maps to `SciTuneForConditionalGeneration` everywhere (here and in the saved `auto_map`), so
+`AutoModel.from_pretrained(..., trust_remote_code=True)` can `.generate()`; `SciTuneModel` (no LM head) is imported
+by name.
+
 Importing the package registers SciTune with transformers' Auto classes (so `AutoModelForImageTextToText`,
 `AutoProcessor`, `pipeline` and TRL find it in-process) and marks the classes so that `save_pretrained` copies the
 three Hub files next to the weights and writes `auto_map` (so the saved folder loads with `trust_remote_code=True`
@@ -21,7 +25,6 @@ AutoProcessor.register(SciTuneConfig, SciTuneProcessor, exist_ok=True)
 
 SciTuneConfig.register_for_auto_class("AutoConfig")
 SciTuneForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
-SciTuneModel.register_for_auto_class("AutoModel")
 SciTuneProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [

@@ -19,7 +19,9 @@ from transformers.cache_utils import Cache
 from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, ModelOutput
 from transformers.modeling_utils import PreTrainedModel
-from transformers.utils import logging, torch_compilable_check
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs, logging, torch_compilable_check
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_scitune import SciTuneConfig
 
@@ -82,6 +84,14 @@ class SciTunePreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     _can_compile_fullgraph = True
 
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: every weight here is initialised through transformers' own init functions (the projector by the
+        generic `_init_weights`, the backbones by theirs), so the guard transformers keeps for remote code that writes
+        weights in place must not apply; with it, weights missing from a checkpoint inside the CLIP tower would get
+        the generic init instead of CLIP's own (as in LLaVA)."""
+        return False
+
 
 class SciTuneModel(SciTunePreTrainedModel):
     """Vision tower + projector + language model, without the LM head."""
@@ -137,8 +147,10 @@ class SciTuneModel(SciTunePreTrainedModel):
     def set_input_embeddings(self, value):
         self.language_model.set_input_embeddings(value)
 
-    def encode_images(self, pixel_values, vision_feature_layer=None, vision_feature_select_strategy=None):
-        """The selected vision features (before the projector): what stage 1 can cache, since the tower is frozen."""
+    def encode_images(self, pixel_values, vision_feature_layer=None, vision_feature_select_strategy=None,
+                      **kwargs: Unpack[TransformersKwargs]) -> BaseModelOutputWithPooling:
+        """The tower's outputs with `last_hidden_state` = the selected features (before the projector): what stage 1
+        can cache, since the tower is frozen. `output_hidden_states` / `output_attentions` are the tower's own."""
         layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
         strategy = vision_feature_select_strategy or self.config.vision_feature_select_strategy
         total = self.config.vision_config.num_hidden_layers + 1
@@ -146,37 +158,41 @@ class SciTuneModel(SciTunePreTrainedModel):
         if self.vision_layers_kept is not None and max(layers) > self.vision_layers_kept:
             raise ValueError(f"vision_feature_layer={layer} needs layer {max(layers)}, but this model's vision tower "
                              f"was truncated after layer {self.vision_layers_kept} (truncate_vision_tower=True)")
-        if layers == [self.vision_layers_kept]:  # the truncated tower's last output is the feature layer itself
-            hidden_states = {layers[0]: self.vision_tower(pixel_values, return_dict=True).last_hidden_state}
-        else:
-            hidden_states = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True).hidden_states
-        selected = [hidden_states[index] for index in layers]
+        kwargs.pop("return_dict", None)
+        wants_states = bool(kwargs.get("output_hidden_states"))
+        # the truncated tower's last output *is* the feature layer: no need to keep every hidden state
+        last_only = layers == [self.vision_layers_kept] and not wants_states
+        kwargs["output_hidden_states"] = not last_only
+        outputs = self.vision_tower(pixel_values, return_dict=True, **kwargs)
+        states = {layers[0]: outputs.last_hidden_state} if last_only else outputs.hidden_states
+        selected = [states[index] for index in layers]
         if strategy == "default":
-            selected = [states[:, 1:] for states in selected]
-        return selected[0] if len(selected) == 1 else torch.cat(selected, dim=-1)
+            selected = [hidden[:, 1:] for hidden in selected]
+        return BaseModelOutputWithPooling(
+            last_hidden_state=selected[0] if len(selected) == 1 else torch.cat(selected, dim=-1),
+            hidden_states=outputs.hidden_states if wants_states else None,
+            attentions=outputs.attentions if kwargs.get("output_attentions") else None,
+        )
 
+    @can_return_tuple
     def get_image_features(
         self,
         pixel_values: torch.Tensor,
         vision_feature_layer: int | list[int] | None = None,
         vision_feature_select_strategy: str | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
         """Encode images to projected features.
 
         Returns a `BaseModelOutputWithPooling` whose `last_hidden_state` is the selected (un-projected) vision
-        features and whose `pooler_output` is a list with one projected `(image_seq_length, text_hidden)` tensor
-        per image, as LLaVA does (generation expands it per beam).
+        features, whose `pooler_output` is a list with one projected `(image_seq_length, text_hidden)` tensor per image,
+        as LLaVA does (generation expands it per beam), and whose `hidden_states` / `attentions` are the tower's when
+        asked for.
         """
-        kwargs.pop("return_dict", None)
-        kwargs.pop("output_hidden_states", None)
         pixel_values = pixel_values.to(dtype=self.vision_tower.dtype)
-        selected = self.encode_images(pixel_values, vision_feature_layer, vision_feature_select_strategy)
-        image_features = self.multi_modal_projector(selected)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=selected,
-            pooler_output=list(image_features),
-        )
+        outputs = self.encode_images(pixel_values, vision_feature_layer, vision_feature_select_strategy, **kwargs)
+        outputs.pooler_output = list(self.multi_modal_projector(outputs.last_hidden_state))
+        return outputs
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
         """Mask of the `<image>` positions; raises a ValueError when their count differs from the image features."""
@@ -201,6 +217,7 @@ class SciTuneModel(SciTunePreTrainedModel):
         )
         return special_image_mask.unsqueeze(-1).to(inputs_embeds.device)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -211,14 +228,13 @@ class SciTuneModel(SciTunePreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         vision_feature_layer: int | list[int] | None = None,
         vision_feature_select_strategy: str | None = None,
-        mm_encoder_outputs: dict | None = None,
-        **kwargs,
-    ) -> SciTuneModelOutputWithPast:
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | SciTuneModelOutputWithPast:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         if pixel_values is not None and mm_encoder_outputs is not None and mm_encoder_outputs.get("image") is not None:
             raise ValueError("You cannot specify both pixel_values and mm_encoder_outputs at the same time")
-        kwargs.pop("return_dict", None)
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
@@ -228,6 +244,7 @@ class SciTuneModel(SciTunePreTrainedModel):
                 pixel_values=pixel_values,
                 vision_feature_layer=vision_feature_layer,
                 vision_feature_select_strategy=vision_feature_select_strategy,
+                return_dict=True,
             )
 
         image_features = None
@@ -282,7 +299,13 @@ class SciTuneForConditionalGeneration(SciTunePreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def get_image_features(self, pixel_values, vision_feature_layer=None, vision_feature_select_strategy=None, **kwargs):
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        vision_feature_layer: int | list[int] | None = None,
+        vision_feature_select_strategy: str | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
         return self.model.get_image_features(
             pixel_values=pixel_values,
             vision_feature_layer=vision_feature_layer,
@@ -290,6 +313,7 @@ class SciTuneForConditionalGeneration(SciTunePreTrainedModel, GenerationMixin):
             **kwargs,
         )
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -302,10 +326,9 @@ class SciTuneForConditionalGeneration(SciTunePreTrainedModel, GenerationMixin):
         vision_feature_select_strategy: str | None = None,
         labels: torch.LongTensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        mm_encoder_outputs: dict | None = None,
-        **kwargs,
-    ) -> SciTuneCausalLMOutputWithPast:
-        kwargs.pop("return_dict", None)
+        mm_encoder_outputs: dict[str, BaseModelOutputWithPooling] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | SciTuneCausalLMOutputWithPast:
         outputs = self.model(
             input_ids=input_ids,
             pixel_values=pixel_values,
@@ -316,6 +339,7 @@ class SciTuneForConditionalGeneration(SciTunePreTrainedModel, GenerationMixin):
             vision_feature_layer=vision_feature_layer,
             vision_feature_select_strategy=vision_feature_select_strategy,
             mm_encoder_outputs=mm_encoder_outputs,
+            return_dict=True,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state

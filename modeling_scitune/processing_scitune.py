@@ -6,8 +6,12 @@ as many tokens as the model makes features for one image, and refuses a truncati
 This file travels to the Hub next to the weights: it imports only transformers.
 """
 
-from transformers.image_utils import get_image_size, to_numpy_array
-from transformers.processing_utils import MultiModalData, ProcessorMixin
+from transformers.audio_utils import AudioInput
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.image_utils import ImageInput, get_image_size, to_numpy_array
+from transformers.processing_utils import MultiModalData, ProcessingKwargs, ProcessorMixin, Unpack
+from transformers.tokenization_utils_base import PreTokenizedInput, TextInput
+from transformers.video_utils import VideoInput
 
 # The system header of the original SciTune / LLaVA-v0 code (its `conv_v1_2` and `simple` conversations).
 V0_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
@@ -132,11 +136,20 @@ class SciTuneProcessor(ProcessorMixin):
                     f"(tokenizer.add_special_tokens({{'additional_special_tokens': [{token!r}]}}))"
                 )
         self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        # Always carried (as the config carries its own), so `to_dict()` is the same however the processor was loaded.
+        self.auto_map = kwargs.pop("auto_map", None) or {"AutoProcessor": "processing_scitune.SciTuneProcessor"}
         if chat_template is None:
             chat_template = SCITUNE_CHAT_TEMPLATE
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
-    def __call__(self, images=None, text=None, videos=None, audio=None, **kwargs):
+    def __call__(
+        self,
+        images: ImageInput | None = None,
+        text: TextInput | PreTokenizedInput | list[TextInput] | list[PreTokenizedInput] | None = None,
+        videos: VideoInput | None = None,
+        audio: AudioInput | None = None,
+        **kwargs: Unpack[ProcessingKwargs],
+    ) -> BatchFeature:
         """Process images and text; text that already starts with BOS (a rendered chat template) gets no second BOS."""
         bos = getattr(self.tokenizer, "bos_token", None)
         if text is not None and bos and "add_special_tokens" not in kwargs:
