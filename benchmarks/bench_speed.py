@@ -249,7 +249,7 @@ def child_peak_memory(size_name: str, dtype_name: str, label: str, attn: str) ->
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype_name == "bfloat16" else nullcontext
     if label == "scitune":
         with torch.no_grad():
-            features = scitune.model.encode_images(batch["pixel_values"])
+            features = scitune.model.encode_images(batch["pixel_values"]).last_hidden_state
         inputs = {k: v for k, v in batch.items() if k != "pixel_values"}
         inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
         model = scitune
@@ -284,7 +284,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     scitune, llava, processor, batch, rows = build_pair(size, attn_implementation=attn)
     start = time.perf_counter()
     with torch.no_grad():
-        features = scitune.model.encode_images(batch["pixel_values"])  # the stage-1 cache, built once
+        features = scitune.model.encode_images(batch["pixel_values"]).last_hidden_state  # the stage-1 cache, built once
     cache_build_s = time.perf_counter() - start
     cached = {k: v for k, v in batch.items() if k != "pixel_values"}
     cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}

@@ -62,6 +62,9 @@ def format_summary(summary: dict) -> str:
     lines = [
         "# SciTune main job: summary",
         "",
+        f"Training precision: {summary['precision']}; data and backbones: "
+        + ", ".join(f"{name} {how}" for name, how in summary["provenance"].items()) + ".",
+        "",
         f"Stage-1 model (projector only, both towers frozen), held-out figures ({fig['examples']}):",
         f"- figure-type accuracy: **{fig['figure_type_accuracy']}%** (chance {fig['chance']}%)",
         "- per type: " + ", ".join(f"{k} {v}%" for k, v in fig["per_type_accuracy"].items()),
@@ -93,17 +96,65 @@ SMOKE = {"backbones": {"image_size": 32, "patch_size": 8, "vision_hidden": 32, "
          "stage": {"max_steps": 3, "per_device_train_batch_size": 4}}
 
 
-def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: str | None = None,
-                 figures: int = DEFAULTS["figures"], problems: int = DEFAULTS["problems"], smoke: bool = False) -> dict:
-    """Run every step; `smoke=True` shrinks models and steps so the whole path runs in about a minute (tests)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The code each cached product is made by: a change to any of it makes a new cache key.
+FIGURES_CODE = ("modeling_scitune.data.synthetic", "modeling_scitune.data.synthetic_figures", "modeling_scitune.data.build",
+                "modeling_scitune.data.instructions", "modeling_scitune.data.records")
+SCIENCEQA_CODE = ("modeling_scitune.scienceqa.synthetic", "modeling_scitune.data.synthetic_figures")
+BACKBONES_CODE = ("modeling_scitune.training.backbones", "modeling_scitune.tiny", "modeling_scitune.scienceqa.formats",
+                  "modeling_scitune.scienceqa.problems")
+
+
+def embedded_figures(n: int, folder: Path, seed: int) -> str:
+    """The stage-1 figure corpus, built or reused from the cache; returns how it was obtained."""
+    from .build_cache import build_or_reuse, source_fingerprint
     from .data.cli import build_synthetic
+
+    parts = {"n": n, "seed": seed, "variant": "CTOM", "code": source_fingerprint(*FIGURES_CODE)}
+    reused = build_or_reuse("figures", parts, folder, lambda target: build_synthetic(n, target, seed=seed))
+    return "reused from the cache" if reused else "built"
+
+
+def embedded_scienceqa(n: int, folder: Path, seed: int) -> str:
+    from .build_cache import build_or_reuse, source_fingerprint
+    from .scienceqa.synthetic import write_synthetic_scienceqa
+
+    parts = {"n": n, "seed": seed, "code": source_fingerprint(*SCIENCEQA_CODE)}
+    reused = build_or_reuse("scienceqa", parts, folder, lambda target: write_synthetic_scienceqa(n, target, seed=seed))
+    return "reused from the cache" if reused else "built"
+
+
+def miniature_backbones(figures_dir: Path, sqa_dir: Path, folder: Path, cfg) -> str:
+    """The pretrained miniature CLIP + LLaMA, keyed by their settings (precision resolved), seed, data and code."""
+    import dataclasses
+
+    import torch
+
+    from .build_cache import build_or_reuse, folder_fingerprint, source_fingerprint
+    from .training.backbones import pretrain_backbones
+    from .training.precision import bf16_available
+
+    parts = {"config": {**dataclasses.asdict(cfg), "bf16": cfg.bf16 and bf16_available()},
+             "figures": folder_fingerprint(figures_dir, ("*.arrow",)),
+             "scienceqa": folder_fingerprint(sqa_dir, ("problems.json", "pid_splits.json")),
+             "code": source_fingerprint(*BACKBONES_CODE), "torch": torch.__version__}
+    reused = build_or_reuse("backbones", parts, folder,
+                            lambda target: pretrain_backbones(str(figures_dir), str(target), cfg, sqa_dir=str(sqa_dir)))
+    if reused:
+        print("pretrained backbones reused from the cache (delete .cache/scitune/backbones to retrain)", flush=True)
+    return "reused from the cache" if reused else "pretrained"
+
+
+def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: str | None = None,
+                 figures: int = DEFAULTS["figures"], problems: int = DEFAULTS["problems"], smoke: bool = False,
+                 bf16: bool = True) -> dict:
+    """Run every step; `smoke=True` shrinks models and steps so the whole path runs in about a minute (tests).
+    `bf16=False` trains in fp32 even where the hardware has native bf16 (what a CPU without it does)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .evaluation.figure_tasks import run_figure_tasks
     from .scienceqa.evaluate import run_scienceqa
-    from .scienceqa.synthetic import write_synthetic_scienceqa
-    from .training.backbones import pretrain_backbones
-    from .training.presets import load_backbone_config, load_stage_config
     from .training.allocator import keep_freed_memory_for_reuse
+    from .training.precision import use_bf16
+    from .training.presets import load_backbone_config, load_stage_config
     from .training.stages import run_stage1, run_stage2
 
     keep_freed_memory_for_reuse()
@@ -114,11 +165,16 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     steps = Steps()
     start = time.perf_counter()
     figures_dir, sqa_dir = out / "data" / "figures", out / "data" / "scienceqa"
-    steps.run("stage-1 data (synthetic figures, CTOM)", build_synthetic, figures, figures_dir, seed=seed)
-    steps.run("ScienceQA-format data", write_synthetic_scienceqa, problems, sqa_dir, seed=seed)
-    backbone_cfg = load_backbone_config("tiny", overrides={"seed": seed, **(SMOKE["backbones"] if smoke else {})})
-    steps.run("pretrain backbones (CLIP + LLaMA)", pretrain_backbones, str(figures_dir), str(out / "backbones"),
-              backbone_cfg, sqa_dir=str(sqa_dir))
+    precision = "bf16" if use_bf16(bf16) else "fp32"
+    print(f"training precision: {precision}" + ("" if bf16 else " (--no-bf16)"), flush=True)
+    provenance = {
+        "figures": steps.run("stage-1 data (synthetic figures, CTOM)", embedded_figures, figures, figures_dir, seed),
+        "scienceqa": steps.run("ScienceQA-format data", embedded_scienceqa, problems, sqa_dir, seed),
+    }
+    backbone_cfg = load_backbone_config("tiny", overrides={"seed": seed, "bf16": bf16,
+                                                           **(SMOKE["backbones"] if smoke else {})})
+    provenance["backbones"] = steps.run("pretrain backbones (CLIP + LLaMA)", miniature_backbones, figures_dir, sqa_dir,
+                                        out / "backbones", backbone_cfg)
     text = str(out / "backbones" / "llama")
     if text_model == "smollm2":
         from .real_backbones import smollm2_folder
@@ -126,7 +182,7 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         text = str(steps.run("convert SmolLM2-135M-Instruct (GGUF)", smollm2_folder, out / "smollm2"))
     elif text_model:
         text = text_model
-    stage_overrides = {"seed": seed, **(SMOKE["stage"] if smoke else {})}
+    stage_overrides = {"seed": seed, "bf16": bf16, **(SMOKE["stage"] if smoke else {})}
     if text_model == "smollm2":  # a 135M-parameter LLM on a CPU: a short, documented run
         stage_overrides.update({"max_steps": 60, "per_device_train_batch_size": 4})
     stage1_cfg = load_stage_config("stage1", "tiny", overrides=stage_overrides)
@@ -148,6 +204,8 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     plot_losses({"stage 1": out / "stage1", "stage 2": out / "stage2"}, report_dir / "loss_curves.png")
     summary = {
         "seed": seed,
+        "precision": precision,
+        "provenance": provenance,
         "text_model": text_model or "pretrained tiny LLaMA",
         "figure_tasks": {k: figure_result[k] for k in ("figure_type_accuracy", "chance", "per_type_accuracy",
                                                         "google_bleu", "rougeL", "examples")},
@@ -171,8 +229,11 @@ def main(argv=None):
     parser.add_argument("--figures", type=int, default=DEFAULTS["figures"])
     parser.add_argument("--problems", type=int, default=DEFAULTS["problems"])
     parser.add_argument("--smoke", action="store_true", help="miniature models and steps: checks the path in ~1 min")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                        help="bf16 where the hardware has it (default); --no-bf16 trains in fp32 everywhere")
     args = parser.parse_args(argv)
-    summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke)
+    summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke,
+                           args.bf16)
     print("\n" + format_summary(summary))
     print(f"\nwritten: {Path(args.output_dir) / 'report'} (summary.json, summary.md, loss_curves.png)")
     return 0

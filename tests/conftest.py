@@ -10,6 +10,7 @@ _CACHE = tempfile.mkdtemp(prefix="scitune-hf-home-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = _CACHE
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["SCITUNE_CACHE"] = tempfile.mkdtemp(prefix="scitune-build-cache-")  # never the developer's .cache
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

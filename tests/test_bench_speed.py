@@ -23,7 +23,7 @@ def test_scitune_and_llava_pair_compute_the_same_loss_on_the_same_kernel():
     with torch.no_grad():
         native = llava(**batch).loss
         ours = scitune(**batch).loss
-        features = scitune.model.encode_images(batch["pixel_values"])
+        features = scitune.model.encode_images(batch["pixel_values"]).last_hidden_state
         cached = {k: v for k, v in batch.items() if k != "pixel_values"}
         cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
         from_cache = scitune(**cached).loss

@@ -20,5 +20,12 @@ def test_main_job_runs_end_to_end_and_is_reproducible(tmp_path):
     assert first["scienceqa"]["counts"]["problems"] == 4 and first["figure_tasks"]["examples"] == 5
     for name in ("backbones", "stage1", "stage2"):
         assert (tmp_path / "a" / name).is_dir()
+    assert first["provenance"] == {"figures": "built", "scienceqa": "built", "backbones": "pretrained"}
+    # the second run reuses the data and the pretrained backbones (tests use their own SCITUNE_CACHE) and gives the
+    # same numbers
     second = run_main_job(str(tmp_path / "b"), seed=1, figures=30, problems=40, smoke=True)
+    assert second["provenance"] == {"figures": "reused from the cache", "scienceqa": "reused from the cache",
+                                    "backbones": "reused from the cache"}
     assert numbers(second) == numbers(first)
+    assert second["timings"]["pretrain backbones (CLIP + LLaMA)"] < first["timings"]["pretrain backbones (CLIP + LLaMA)"]
+    assert "Training precision" in (tmp_path / "b" / "report" / "summary.md").read_text()

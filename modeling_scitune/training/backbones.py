@@ -255,7 +255,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
     image_processor.save_pretrained(out / "clip")
-    summary = {"clip": str(out / "clip"), "llama": str(out / "llama"), "vocab_size": len(tokenizer),
+    summary = {"clip": "clip", "llama": "llama", "vocab_size": len(tokenizer),
                "clip_pairs": len(captions),
                "clip_params": sum(p.numel() for p in clip.parameters()),
                "llama_params": sum(p.numel() for p in llama.parameters()),

@@ -67,7 +67,7 @@ def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_
         counts = [len(row) for row in batch["images"]]
         pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
         with torch.no_grad():
-            features = model.model.encode_images(pixel_values.to(model.dtype)).float().numpy()
+            features = model.model.encode_images(pixel_values.to(model.dtype)).last_hidden_state.float().numpy()
         out, start = {"vision_features": []}, 0
         for count in counts:
             out["vision_features"].append(features[start:start + count])
@@ -82,7 +82,7 @@ def add_cached_features(dataset, model, processor, cache_dir: str | Path, batch_
 
     with torch.no_grad():  # one blank image tells the feature shape
         probe = model.model.encode_images(processor.image_processor([stand_in], return_tensors="pt")["pixel_values"]
-                                          .to(model.dtype))
+                                          .to(model.dtype)).last_hidden_state
     features = datasets.Features(dict(dataset.features))
     features["images"] = datasets.List(datasets.Image(decode=False))  # kept as PNG bytes, never decoded again
     fingerprint_source = dataset._fingerprint
