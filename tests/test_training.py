@@ -435,3 +435,30 @@ def test_full_disk_is_named_not_a_traceback(corpus, tmp_path):
                        str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"))
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_variant_rebuilds_stage1_answers_from_the_record_fields(corpus, tmp_path):
+    """One CTOM-built dataset serves the paper's C / CT / CTO / CTOM ablation: the answers follow --variant."""
+    import datasets
+
+    from modeling_scitune.data.instructions import build_target
+    from modeling_scitune.data.records import FigureRecord
+    from modeling_scitune.training.cli import main
+    from modeling_scitune.training.stages import with_variant
+
+    train = datasets.load_from_disk(str(corpus / "figures"))["train"]
+    assert set(train.unique("variant")) == {"CTOM"}
+    for variant in ("C", "CT", "CTO"):
+        rebuilt = with_variant(train, variant)
+        for row, original in zip(rebuilt, train):
+            record = FigureRecord(row["figure_id"], None, row["caption"], row["figure_type"], row["ocr"],
+                                  row["paragraphs"], row["mentions"])
+            assert row["messages"][1]["content"][0]["text"] == build_target(record, variant)
+            assert row["messages"][0] == original["messages"][0]  # same instruction
+        if variant == "C":
+            assert [r["messages"][1]["content"][0]["text"] for r in rebuilt] == list(train["caption"])
+    args = ["stage1", "--data", str(corpus / "figures"), "--vision-model", str(corpus / "backbones" / "clip"),
+            "--text-model", str(corpus / "backbones" / "llama"), "--output-dir", str(tmp_path), "--preset", "tiny",
+            "--max-steps", "1", "--per-device-train-batch-size", "2", "--variant", "C", "--no-compile"]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "training_summary.json").read_text())["config"]["variant"] == "C"

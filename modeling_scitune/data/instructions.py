@@ -72,3 +72,13 @@ def build_conversation(record: FigureRecord, variant: str = "CTOM", rng: random.
         ],
         "images": [record.image],
     }
+
+
+def messages_for_variant(row: dict, variant: str) -> list[dict]:
+    """A dataset row's conversation rebuilt for `variant` from its stored record fields and its stored instruction:
+    one stage-1 dataset serves the paper's C / CT / CTO / CTOM ablation."""
+    record = FigureRecord(figure_id=row.get("figure_id") or "", image=None, caption=row["caption"],
+                          figure_type=row.get("figure_type") or None, ocr=list(row.get("ocr") or []),
+                          paragraphs=list(row.get("paragraphs") or []), mentions=list(row.get("mentions") or []))
+    user = row["messages"][0]
+    return [user, {"role": "assistant", "content": [{"type": "text", "text": build_target(record, variant)}]}]

@@ -39,6 +39,16 @@ def corpus_texts(stage1_rows, sqa_conversations=()) -> list[str]:
     return texts
 
 
+def compact_problem_text(problem) -> str:
+    """A ScienceQA problem as the LLM corpus can hold it in fewer tokens: the QCM input, the solution and the answer
+    line, without the lecture and the chat markers (stage 2 teaches the full QCM-LEPA layout; what takes the
+    miniature LLM long to learn is finding the answer's letter among the options, which this keeps)."""
+    from ..scienceqa.formats import qcm_input
+
+    solution = problem.solution.strip()
+    return qcm_input(problem) + (f"\nSOLUTION: {solution}" if solution else "") + f"\nANSWER: {problem.answer_letter}."
+
+
 def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
     """Generic multiple-choice drills over the corpus vocabulary: find the option that says X, answer its letter.
 
@@ -230,18 +240,18 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     start = time.perf_counter()
     out = Path(output_dir)
     train = datasets.load_from_disk(str(data_dir))["train"]
-    sqa = []
+    shown = []  # each ScienceQA training problem with `option_orders` orders of its options, orders side by side
     if sqa_dir:
         rng = random.Random(f"option-orders-{cfg.seed}")
         for problem in load_scienceqa(sqa_dir, "train").problems:
             problem.image = None  # text only: lectures, solutions, questions
-            for copy in range(cfg.option_orders):
-                shown = problem if copy == 0 else with_shuffled_options(problem, rng)
-                sqa.append(to_conversation(shown, "QCM-LEPA")["messages"])
+            shown += [problem if copy == 0 else with_shuffled_options(problem, rng) for copy in range(cfg.option_orders)]
     captions = list(train["caption"])
-    texts = corpus_texts(list(train["messages"]), sqa)
+    texts = corpus_texts(list(train["messages"]), [to_conversation(p, "QCM-LEPA")["messages"] for p in shown])
     tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
                                 isolate_option_letters=cfg.isolate_option_letters)
+    if cfg.sqa_corpus == "compact":
+        texts = corpus_texts(list(train["messages"]), []) + [compact_problem_text(p) for p in shown]
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     image_processor = tiny_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)

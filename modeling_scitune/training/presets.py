@@ -56,6 +56,9 @@ class BackboneConfig:
     # Main job, measured: 1500 steps x 2 orders 49.2%, 3000 x 2 61.2%, 4000 x 3 68.0%, 5200 x 4 81.6%, 8000 x 4
     # 82.4% ScienceQA-format accuracy (the letter lookup is learnt by ~5000 steps; compiled + malloc tuning, the main job took 1065 s with 5200).
     option_orders: int = 4
+    # How ScienceQA problems enter the LLM corpus: "chat" = the full QCM-LEPA exchange; "compact" = question, options,
+    # solution and answer line only (fewer tokens per problem for the same letter-lookup practice).
+    sqa_corpus: str = "chat"
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32

@@ -181,6 +181,22 @@ def _train_split(data_dir: str):
     return dataset["train"]
 
 
+def with_variant(train, variant: str):
+    """The stage-1 rows with their answers rebuilt for `variant` (C, CT, CTO, CTOM) from the record fields."""
+    from ..data.instructions import VARIANTS, messages_for_variant
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    needed = {"messages", "caption", "figure_type", "ocr", "paragraphs", "mentions"}
+    if not needed <= set(train.column_names):
+        raise ValueError(f"the stage-1 dataset lacks {sorted(needed - set(train.column_names))}: rebuild it with "
+                         "scitune-data (its rows keep each figure's fields so any variant can be trained)")
+    if set(train.unique("variant") if "variant" in train.column_names else []) == {variant}:
+        return train  # built for this variant already
+    return train.map(lambda row: {"messages": messages_for_variant(row, variant), "variant": variant},
+                     desc=f"stage-1 answers for variant {variant}")
+
+
 def build_stage1_model(cfg: StageConfig, data, vision_model: str | None, text_model: str | None):
     """SciTune from the given backbones, or (tiny preset, no paths) small random ones with a corpus tokenizer."""
     if vision_model and text_model:
@@ -209,6 +225,7 @@ def _run_stage1(data_dir, output_dir, cfg, vision_model, text_model, resume) -> 
     train = _train_split(data_dir)
     if cfg.limit_train_samples:
         train = train.select(range(min(cfg.limit_train_samples, len(train))))
+    train = with_variant(train, cfg.variant)
     train = train.select_columns([c for c in ("messages", "images") if c in train.column_names])
     torch.manual_seed(cfg.seed)  # the projector's initialisation is part of a reproducible run
     model, processor = build_stage1_model(cfg, train, vision_model, text_model)
