@@ -47,6 +47,7 @@ SIZES = {
 }
 BATCH = 8
 NEW_TOKENS = 24
+SQA_PROBLEMS, SQA_NEW_TOKENS = 16, 32  # scienceqa_eval: embedded problems per timing, first-pass budget of both
 
 
 def rss_bytes() -> int:
@@ -230,6 +231,58 @@ def generate_speed(model, processor, rows, batch_size: int, autocast, calls: int
         return batch_size * NEW_TOKENS / min(times)
 
 
+def reference_scienceqa_loop(llava, processor, problems, max_new_tokens: int) -> list[str]:
+    """What a LLaVA user writes to run the scitune protocol: one problem at a time through
+    `LlavaForConditionalGeneration.generate`, same prompts, budgets and "###" stop, then the answer-prompter pass."""
+    import torch
+
+    from modeling_scitune.scienceqa import get_protocol
+
+    protocol = get_protocol("scitune")
+    tokenizer = processor.tokenizer
+
+    def run(prompt, images, budget):
+        inputs = processor(images=images, text=[prompt], return_tensors="pt")
+        with torch.inference_mode():
+            out = llava.generate(**inputs, max_new_tokens=budget, do_sample=False, stop_strings=["###"],
+                                 tokenizer=tokenizer, pad_token_id=tokenizer.pad_token_id)
+        return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    texts = []
+    for problem in problems:
+        images = [problem.load_image()] if problem.has_image else None
+        prompt = protocol.prompt(processor, problem)
+        reasoning = protocol.first_pass_text(run(prompt, images, max_new_tokens))
+        texts.append(protocol.combine(reasoning, run(protocol.answer_prompt(prompt, reasoning), images,
+                                                     protocol.answer_max_new_tokens)))
+    return texts
+
+
+def scienceqa_eval_seconds(scitune, llava, processor, data_dir: str, n: int, max_new_tokens: int) -> dict:
+    """Wall seconds of `run_scienceqa` (protocol scitune, its default batch size) on `n` embedded problems and of the
+    LLaVA user's loop on the same problems, and whether both wrote the same answers."""
+    import tempfile
+
+    from modeling_scitune.scienceqa import load_scienceqa
+    from modeling_scitune.scienceqa.evaluate import run_scienceqa
+
+    problems = load_scienceqa(data_dir, "train").problems[:n]
+    for model in (scitune, llava):
+        model.eval()
+    start = time.perf_counter()
+    reference = reference_scienceqa_loop(llava, processor, problems, max_new_tokens)
+    llava_s = time.perf_counter() - start
+    out = tempfile.mkdtemp(prefix="bench-sqa-")
+    start = time.perf_counter()
+    run_scienceqa(None, data_dir, out, split="train", limit=n, max_new_tokens=max_new_tokens, model=scitune,
+                  processor=processor, progress=False)
+    scitune_s = time.perf_counter() - start
+    rows = {json.loads(line)["pid"]: json.loads(line)["text"] for line in open(Path(out) / "predictions.jsonl")}
+    shutil.rmtree(out, ignore_errors=True)
+    same = sum(rows[p.pid] == text for p, text in zip(problems, reference))
+    return {"scitune_s": scitune_s, "llava_s": llava_s, "same_answers": same, "problems": len(problems)}
+
+
 def peak_memory_in_child(size_name: str, dtype_name: str, label: str, attn: str) -> int:
     import subprocess
 
@@ -267,7 +320,7 @@ def summarize(ratios: list[float]) -> dict:
 
 
 def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int, peak_flops: float,
-               attn: str = "eager") -> dict:
+               attn: str = "eager", sqa_dir: str | None = None, memory_probes: int = 3) -> dict:
     import torch
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
@@ -292,7 +345,8 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     base_collator = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)
     pixel_rows, cached_rows = stage1_datasets(scitune, processor, base_collator, 0, cache_dir)
     pipelines = {"scitune": (cached_rows, CachedFeatureCollator(base_collator)), "llava": (pixel_rows, base_collator)}
-    keys = ("stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step", "generate_b1", "generate_b8")
+    keys = ("stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step",
+            "generate_b1", "generate_b8", "scienceqa_eval")
     raw = {key: {"scitune": [], "llava": []} for key in keys}
     for _ in range(repeats):
         for label, model, inputs in (("scitune", scitune, cached), ("llava", llava, batch)):
@@ -317,10 +371,19 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
         for batch_size in (1, 8):
             for label, model in (("scitune", scitune), ("llava", llava)):
                 raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
+        if sqa_dir is not None:  # end-to-end ScienceQA evaluation, problems/s (scitune protocol, both passes)
+            with autocast():
+                timed = scienceqa_eval_seconds(scitune, llava, processor, sqa_dir, SQA_PROBLEMS, SQA_NEW_TOKENS)
+            raw["scienceqa_eval"]["scitune"].append(timed["problems"] / timed["scitune_s"])
+            raw["scienceqa_eval"]["llava"].append(timed["problems"] / timed["llava_s"])
+            raw.setdefault("scienceqa_same_answers", []).append(f"{timed['same_answers']}/{timed['problems']}")
     shutil.rmtree(cache_dir, ignore_errors=True)
+    same_answers = raw.pop("scienceqa_same_answers", [])
+    if not raw["scienceqa_eval"]["scitune"]:
+        raw.pop("scienceqa_eval")
     # Peak memory of a stage-1 step, each model in a fresh process (a shared allocator would blur the comparison).
-    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label, attn) for _ in range(min(repeats, 3))]
-                          for label in ("scitune", "llava")}
+    raw["peak_memory"] = {label: [peak_memory_in_child(name, dtype_name, label, attn)
+                                  for _ in range(min(repeats, memory_probes))] for label in ("scitune", "llava")}
     result = {}
     for key, values in raw.items():
         ratios = [max(a, 1) / max(b, 1) for a, b in zip(values["scitune"], values["llava"])]
@@ -331,7 +394,8 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     mfu = {label: round(6 * lm_params * tokens_per_sample * statistics.median(raw["stage2_model_step"][label]) / peak_flops, 4)
            for label in ("scitune", "llava")}
     params = {"scitune": sum(p.numel() for p in scitune.parameters()), "llava": sum(p.numel() for p in llava.parameters())}
-    return {"ratios": result, "raw": raw, "mfu": mfu, "attn_implementation": attn, "params": params, "cache_build_s": round(cache_build_s, 3),
+    return {"ratios": result, "raw": raw, "mfu": mfu, "attn_implementation": attn, "params": params,
+            "scienceqa_same_answers": same_answers, "cache_build_s": round(cache_build_s, 3),
             "tokens_per_sample": tokens_per_sample, "matmul_flops": peak_flops}
 
 
@@ -341,15 +405,15 @@ def plot(results: dict, path: Path):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    keys = ["stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step", "generate_b1", "generate_b8",
-            "peak_memory"]
+    keys = ["stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step",
+            "generate_b1", "generate_b8", "scienceqa_eval", "peak_memory"]
     figure = Figure(figsize=(11, 3.8), dpi=100)
     ax = figure.add_subplot()
     labels = [f"{size}/{dtype}" for size in results for dtype in results[size]["by_dtype"]]
     width = 0.8 / max(len(labels), 1)
     for i, label in enumerate(labels):
         size, dtype = label.split("/")
-        values = [results[size]["by_dtype"][dtype]["ratios"][k]["median"] for k in keys]
+        values = [results[size]["by_dtype"][dtype]["ratios"].get(k, {}).get("median", 0) for k in keys]
         ax.bar([k + i * width for k in range(len(keys))], values, width=width, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([k + width * (len(labels) - 1) / 2 for k in range(len(keys))], keys, rotation=15, fontsize="small")
@@ -367,7 +431,8 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir")
-    parser.add_argument("--quick", action="store_true", help="tiny size only (a few minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny size, the dtype this machine trains in, 3 repeats, 1 memory probe per model")
     parser.add_argument("--sizes", nargs="+", default=None, choices=sorted(SIZES))
     parser.add_argument("--dtypes", nargs="+", default=None, choices=["float32", "bfloat16"],
                         help="default: both, the one SciTune trains in here first (bf16 where the hardware has it); "
@@ -376,6 +441,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--attn-implementation", default="auto", choices=["auto", "eager", "sdpa"],
                         help="attention kernel of both models; auto = what SciTune training picks on this device")
+    parser.add_argument("--results-file", default=str(Path(__file__).resolve().parent / "RESULTS.md"),
+                        help="the markdown file whose bench_speed section this run rewrites")
     parser.add_argument("--peak-memory-child", nargs=4, metavar=("SIZE", "DTYPE", "MODEL", "ATTN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     keep_freed_memory_for_reuse()  # process-wide: both models of an A/B alike
@@ -385,41 +452,108 @@ def main(argv=None):
     if not args.output_dir:
         parser.error("--output-dir is required")
     sizes = args.sizes or (["tiny"] if args.quick else ["tiny", "mid"])
-    repeats = args.repeats or 5
+    repeats = args.repeats or (3 if args.quick else 5)
     torch.set_num_threads(os.cpu_count() or 1)
-    from modeling_scitune.training.precision import attention_implementation
+    from modeling_scitune.training.precision import attention_implementation, bf16_available
 
     attn = attention_implementation(args.attn_implementation)
+    trains_in = "bfloat16" if bf16_available() else "float32"
+    skipped = []
     if args.dtypes is None:
-        from modeling_scitune.training.precision import bf16_available
+        other = "float32" if trains_in == "bfloat16" else "bfloat16"
+        args.dtypes = [trains_in] if args.quick else [trains_in, other]
+        if args.quick:
+            skipped.append(f"{other} (--quick times only the dtype this machine trains in)")
+    memory_probes = 1 if args.quick else 3
+    if args.quick:
+        skipped.append("mid size; peak memory from 1 fresh process per model instead of 3")
+    flops = {name: matmul_flops(dtype) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))
+             if name in args.dtypes}
+    import tempfile
 
-        args.dtypes = ["bfloat16", "float32"] if bf16_available() else ["float32", "bfloat16"]
-    flops = {name: matmul_flops(dtype) for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
+    from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
+
+    sqa_dir = tempfile.mkdtemp(prefix="bench-scienceqa-")
+    write_synthetic_scienceqa(2 * SQA_PROBLEMS + 8, sqa_dir, seed=0, workers=1, progress=False)
     results = {}
     for size in sizes:
         by_dtype = {}
         for dtype in args.dtypes:
             print(f"benchmarking {size} / {dtype} ...", flush=True)
-            by_dtype[dtype] = bench_size(size, SIZES[size], dtype, repeats, args.steps, flops[dtype], attn)
+            by_dtype[dtype] = bench_size(size, SIZES[size], dtype, repeats, args.steps, flops[dtype], attn,
+                                         sqa_dir=sqa_dir, memory_probes=memory_probes)
         primary = by_dtype[args.dtypes[0]]
         results[size] = {**{k: v["median"] for k, v in primary["ratios"].items()}, "mfu": primary["mfu"],
                          "primary_dtype": args.dtypes[0], "by_dtype": by_dtype}
+    shutil.rmtree(sqa_dir, ignore_errors=True)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.json").write_text(json.dumps({"matmul_flops": flops, "repeats": repeats, "batch": BATCH,
-                                                "attn_implementation": attn,
-                                                "sizes": results}, indent=2))
+    report = {"matmul_flops": flops, "repeats": repeats, "batch": BATCH, "attn_implementation": attn,
+              "trains_in": trains_in, "skipped": skipped, "machine": machine_description(), "sizes": results}
+    (out / "speed.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "speed.png")
-    print(f"\nmatmul FLOP/s: fp32 {flops['float32'] / 1e9:.0f} G, bf16 {flops['bfloat16'] / 1e9:.0f} G; "
-          f"attention: {attn} (both models)")
+    print(f"\nmatmul FLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f} G" for k, v in flops.items())
+          + f"; attention: {attn} (both models); this machine trains in {trains_in}")
     print(f"{'size/dtype':<16} {'metric':<27} {'min':>7} {'median':>7} {'max':>7}")
     for size, result in results.items():
         for dtype, block in result["by_dtype"].items():
             for key, stats in block["ratios"].items():
                 print(f"{size + '/' + dtype:<16} {key:<27} {stats['min']:>7} {stats['median']:>7} {stats['max']:>7}")
             print(f"{size + '/' + dtype:<16} {'MFU':<27} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
-    print(f"written: {out / 'speed.json'}, {out / 'speed.png'}")
+            if block.get("scienceqa_same_answers"):
+                print(f"{size + '/' + dtype:<16} scienceqa_eval same answers: {', '.join(block['scienceqa_same_answers'])}")
+    for item in skipped:
+        print(f"skipped: {item}")
+    write_results_section(Path(args.results_file), "bench_speed", speed_markdown(report))
+    print(f"written: {out / 'speed.json'}, {out / 'speed.png'}, {args.results_file}")
     return 0
+
+
+def machine_description() -> dict:
+    import platform
+    import subprocess
+
+    import torch
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    from modeling_scitune.training.precision import bf16_available
+
+    return {"commit": commit or "unknown", "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": bf16_available(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def speed_markdown(report: dict) -> str:
+    """The RESULTS.md section of a bench_speed run: medians SciTune / LLaVA per size and dtype."""
+    machine = report["machine"]
+    keys = ["stage1_train", "stage1_train_both_compiled", "stage2_train", "generate_b1", "generate_b8",
+            "scienceqa_eval", "peak_memory"]
+    lines = [f"Commit `{machine['commit']}`, {machine['date']}, {machine['cpu_count']} CPU cores "
+             f"({machine['cpu_capability']}, native bf16: {machine['native_bf16']}), torch {machine['torch']}; "
+             f"attention {report['attn_implementation']}; medians of {report['repeats']} repeats, SciTune / LLaVA "
+             "(> 1: SciTune faster; peak_memory < 1: SciTune smaller).", "",
+             "| size / dtype | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for size, result in report["sizes"].items():
+        for dtype, block in result["by_dtype"].items():
+            cells = [str(block["ratios"].get(k, {}).get("median", "-")) for k in keys]
+            lines.append(f"| {size} / {dtype} | " + " | ".join(cells) + " |")
+    if report["skipped"]:
+        lines += ["", "Skipped: " + "; ".join(report["skipped"]) + "."]
+    return "\n".join(lines)
+
+
+def write_results_section(path: Path, name: str, body: str) -> None:
+    """Replace (or add) the `name` section of benchmarks/RESULTS.md, leaving the other scripts' sections alone."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    text = path.read_text() if path.is_file() else "# Measured results\n\nWritten by the scripts that measured them.\n"
+    section = f"{begin}\n## {name}\n\n{body}\n{end}"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,24 @@ def test_backbone_step_benchmark_times_the_real_pretraining_step():
     assert result["ms"] > 0
     assert set(module.CONFIGS) == {"eager, default malloc", "eager, tuned malloc", "compiled, default malloc",
                                    "compiled, tuned malloc"}
+
+
+def test_scienceqa_eval_timing_runs_both_paths_on_the_same_problems(tmp_path):
+    from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
+
+    bench = load_bench()
+    scitune, llava, processor, _, _ = bench.build_pair(bench.SIZES["micro"], attn_implementation="eager")
+    write_synthetic_scienceqa(20, tmp_path / "sqa", workers=1, progress=False)
+    timed = bench.scienceqa_eval_seconds(scitune, llava, processor, str(tmp_path / "sqa"), n=6, max_new_tokens=6)
+    assert timed["problems"] == 6 and timed["scitune_s"] > 0 and timed["llava_s"] > 0
+    assert timed["same_answers"] == 6  # the batched SciTune run writes what the one-problem LLaVA loop writes
+
+
+def test_results_file_sections_are_replaced_not_appended(tmp_path):
+    bench = load_bench()
+    results = tmp_path / "RESULTS.md"
+    bench.write_results_section(results, "bench_speed", "first")
+    bench.write_results_section(results, "other_script", "kept")
+    bench.write_results_section(results, "bench_speed", "second")
+    text = results.read_text()
+    assert text.count("## bench_speed") == 1 and "second" in text and "first" not in text and "kept" in text

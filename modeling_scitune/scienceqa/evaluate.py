@@ -51,6 +51,12 @@ def answer_batch(model, processor, protocol: Protocol, problems: list[Problem], 
     return rows
 
 
+def _length_key(protocol: Protocol, problem: Problem) -> tuple:
+    """Sort key that puts problems of similar prompt length in one batch (image problems together)."""
+    text = next(item["text"] for item in protocol.user_content(problem) if item["type"] == "text")
+    return problem.has_image, len(text)
+
+
 def _question_for_answers_file(protocol: Protocol, problem: Problem) -> str:
     """The original's `cur_prompt`: the user text with "<image>" where the image goes."""
     parts = [item.get("text") if item["type"] == "text" else "<image>" for item in protocol.user_content(problem)]
@@ -139,7 +145,8 @@ def run_scienceqa(model_dir: str | None, data_dir: str, output_dir: str, split: 
             model, processor = load_model(model_dir)
         if protocol == "scitune" and image_newline == "kept":
             processor = published_eval_processor(processor)
-        todo = [p for p in problems if p.pid not in predictions.rows]
+        # Problems of similar prompt length share a batch (image problems together): less padding to compute.
+        todo = sorted((p for p in problems if p.pid not in predictions.rows), key=lambda p: _length_key(chosen, p))
         bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"ScienceQA {split} ({protocol})",
                    unit="problem", disable=not progress)
         drop_partial_last_line(predictions_path)
