@@ -42,10 +42,10 @@ def child(compile_step: bool, steps: int) -> dict:
     from modeling_scitune.training.backbones import _run_steps
     from modeling_scitune.training.compiling import CompiledWithFallback, deterministic_algorithms
     from modeling_scitune.training.precision import attention_implementation, use_bf16
-    from modeling_scitune.training.presets import load_backbone_config
+    from modeling_scitune.training.backbone_config import load_backbone_config
 
     tuned = keep_freed_memory_for_reuse()
-    cfg = load_backbone_config("tiny")
+    cfg = load_backbone_config()
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=cfg.vocab_size, hidden_size=cfg.text_hidden, intermediate_size=cfg.text_hidden * 2,

@@ -133,35 +133,23 @@ def build_pair(size: dict, seed: int = 0, attn_implementation: str = "eager"):
     return scitune, llava, processor, batch, rows
 
 
-def stage1_datasets(scitune, processor, base_collator, seed: int, cache_dir: str):
+def stage1_datasets(scitune, processor, seed: int, cache_dir: str):
     """The stage-1 rows as training reads them: LLaVA's with PNG figures (decoded on access), SciTune's with the
     frozen-tower feature cache (figures left undecoded), built exactly as `run_stage1` builds them."""
     import datasets
 
     from modeling_scitune.data.synthetic import make_synthetic_record
+    from modeling_scitune.schema import CONVERSATION_FEATURES
     from modeling_scitune.training.feature_cache import add_cached_features
 
     records = [make_synthetic_record(i, seed) for i in range(BATCH)]
-    features = datasets.Features({
-        "messages": datasets.List({"role": datasets.Value("string"),
-                                   "content": datasets.List({"type": datasets.Value("string"),
-                                                             "text": datasets.Value("string")})}),
-        "images": datasets.List(datasets.Image()),
-    })
+    features = CONVERSATION_FEATURES
     pixels = datasets.Dataset.from_list([{"messages": [
         {"role": "user", "content": [{"type": "text", "text": "Describe the following image in detail."},
                                      {"type": "image", "text": None}]},
         {"role": "assistant", "content": [{"type": "text", "text": f"{r.figure_type} {r.caption}"}]}],
         "images": [{"bytes": r.image, "path": None}]} for r in records], features=features)
-    return pixels, add_cached_features(pixels, scitune, processor, cache_dir, base_collator=base_collator)
-
-
-def set_trainable(model, stage: str):
-    model.requires_grad_(False)
-    model.model.multi_modal_projector.requires_grad_(True)
-    if stage == "stage2":
-        model.model.language_model.requires_grad_(True)
-        model.lm_head.requires_grad_(True)
+    return pixels, add_cached_features(pixels, scitune, processor, cache_dir)
 
 
 @contextmanager
@@ -169,9 +157,12 @@ def trained_as_packaged(model, label: str, stage: str, dtype_name: str):
     """A stage as each package trains it: SciTune's trainer keeps the frozen weights in bf16 in a bf16 run
     (`training.frozen_bf16`); LLaVA under TRL keeps fp32 weights and autocast casts them on every step."""
     from modeling_scitune.training.frozen_bf16 import FrozenWeightsInBf16
+    from modeling_scitune.training.stages import freeze_for_stage
 
-    set_trainable(model, stage)
-    frozen = FrozenWeightsInBf16(model).cast() if label == "scitune" and dtype_name == "bfloat16" else None
+    freeze_for_stage(model, stage)
+    frozen = FrozenWeightsInBf16(model) if label == "scitune" and dtype_name == "bfloat16" else None
+    if frozen is not None:
+        frozen.cast()
     try:
         yield model
     finally:
@@ -330,7 +321,9 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-    from modeling_scitune.training.compiling import compiled_in_place
+    import copy
+
+    from modeling_scitune.training.compiling import compile_in_place
     from modeling_scitune.training.feature_cache import CachedFeatureCollator
 
     torch._dynamo.reset()  # every size and dtype compiles afresh, within Dynamo's recompile limit
@@ -343,30 +336,36 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     cached["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(last_hidden_state=features)}
     cache_dir = tempfile.mkdtemp(prefix="bench-feature-cache-")
     base_collator = DataCollatorForVisionLanguageModeling(processor, assistant_only_loss=True)
-    pixel_rows, cached_rows = stage1_datasets(scitune, processor, base_collator, 0, cache_dir)
-    pipelines = {"scitune": (cached_rows, CachedFeatureCollator(base_collator)), "llava": (pixel_rows, base_collator)}
+    pixel_rows, cached_rows = stage1_datasets(scitune, processor, 0, cache_dir)
+    pipelines = {"scitune": (cached_rows, CachedFeatureCollator(processor.tokenizer.pad_token_id)),
+                 "llava": (pixel_rows, base_collator)}
+    # Training as packaged: SciTune's language model compiled (`compile: true`, nn.Module.compile), LLaVA's eager as TRL
+    # runs it; copies, since compiled modules stay compiled and the model steps and generation compare eager models.
+    scitune_trained, llava_compiled = copy.deepcopy(scitune), copy.deepcopy(llava)
+    compile_in_place(scitune_trained.model.language_model)
+    compile_in_place(llava_compiled.model.language_model)
     keys = ("stage1_train", "stage1_train_both_compiled", "stage1_model_step", "stage2_train", "stage2_model_step",
             "generate_b1", "generate_b8", "scienceqa_eval")
     raw = {key: {"scitune": [], "llava": []} for key in keys}
     for _ in range(repeats):
-        for label, model, inputs in (("scitune", scitune, cached), ("llava", llava, batch)):
+        for label, trained, model, inputs in (("scitune", scitune_trained, scitune, cached),
+                                              ("llava", llava, llava, batch)):
+            with trained_as_packaged(trained, label, "stage1", dtype_name):
+                raw["stage1_train"][label].append(train_steps(trained, None, steps, autocast,
+                                                              next_batch=whole_step_batches(*pipelines[label])))
+            if label == "llava":  # the same lever on LLaVA's side: what is left of the gap
+                with trained_as_packaged(llava_compiled, label, "stage1", dtype_name):
+                    raw["stage1_train_both_compiled"][label].append(train_steps(
+                        llava_compiled, None, steps, autocast, next_batch=whole_step_batches(*pipelines[label])))
+            else:
+                raw["stage1_train_both_compiled"][label].append(raw["stage1_train"][label][-1])
             with trained_as_packaged(model, label, "stage1", dtype_name):
-                # SciTune as `compile: true` trains (configs/stage1.yaml), LLaVA as TRL runs it by default
-                with compiled_in_place(model.model.language_model, enabled=label == "scitune"):
-                    raw["stage1_train"][label].append(train_steps(model, None, steps, autocast,
-                                                                  next_batch=whole_step_batches(*pipelines[label])))
-                if label == "llava":  # the same lever on LLaVA's side: what is left of the gap
-                    with compiled_in_place(model.model.language_model):
-                        raw["stage1_train_both_compiled"][label].append(
-                            train_steps(model, None, steps, autocast, next_batch=whole_step_batches(*pipelines[label])))
-                else:
-                    raw["stage1_train_both_compiled"][label].append(raw["stage1_train"][label][-1])
                 raw["stage1_model_step"][label].append(train_steps(model, inputs, steps, autocast))
-        for label, model in (("scitune", scitune), ("llava", llava)):
-            with trained_as_packaged(model, label, "stage2", dtype_name):  # the tower is frozen in stage 2 too
-                with compiled_in_place(model.model.language_model, enabled=label == "scitune"):  # configs/stage2.yaml
-                    raw["stage2_train"][label].append(train_steps(model, None, steps, autocast,
-                                                                  next_batch=whole_step_batches(*pipelines[label])))
+        for label, trained, model in (("scitune", scitune_trained, scitune), ("llava", llava, llava)):
+            with trained_as_packaged(trained, label, "stage2", dtype_name):  # the tower is frozen in stage 2 too
+                raw["stage2_train"][label].append(train_steps(trained, None, steps, autocast,
+                                                              next_batch=whole_step_batches(*pipelines[label])))
+            with trained_as_packaged(model, label, "stage2", dtype_name):
                 raw["stage2_model_step"][label].append(train_steps(model, batch, steps, autocast))
         for batch_size in (1, 8):
             for label, model in (("scitune", scitune), ("llava", llava)):

@@ -154,7 +154,8 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     from .scienceqa.evaluate import run_scienceqa
     from .training.allocator import keep_freed_memory_for_reuse
     from .training.precision import use_bf16
-    from .training.presets import load_backbone_config, load_stage_config
+    from .training.arguments import stage_arguments
+    from .training.backbone_config import load_backbone_config
     from .training.stages import run_stage1, run_stage2
 
     keep_freed_memory_for_reuse()
@@ -171,8 +172,7 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "figures": steps.run("stage-1 data (synthetic figures, CTOM)", embedded_figures, figures, figures_dir, seed),
         "scienceqa": steps.run("ScienceQA-format data", embedded_scienceqa, problems, sqa_dir, seed),
     }
-    backbone_cfg = load_backbone_config("tiny", overrides={"seed": seed, "bf16": bf16,
-                                                           **(SMOKE["backbones"] if smoke else {})})
+    backbone_cfg = load_backbone_config(overrides={"seed": seed, "bf16": bf16, **(SMOKE["backbones"] if smoke else {})})
     provenance["backbones"] = steps.run("pretrain backbones (CLIP + LLaMA)", miniature_backbones, figures_dir, sqa_dir,
                                         out / "backbones", backbone_cfg)
     text = str(out / "backbones" / "llama")
@@ -182,18 +182,20 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         text = str(steps.run("convert SmolLM2-135M-Instruct (GGUF)", smollm2_folder, out / "smollm2"))
     elif text_model:
         text = text_model
-    stage_overrides = {"seed": seed, "bf16": bf16, **(SMOKE["stage"] if smoke else {})}
+    stage_flags = {"seed": seed, "bf16": bf16, **(SMOKE["stage"] if smoke else {})}
     if text_model == "smollm2":  # a 135M-parameter LLM on a CPU: a short, documented run
-        stage_overrides.update({"max_steps": 60, "per_device_train_batch_size": 4})
-    stage1_cfg = load_stage_config("stage1", "tiny", overrides=stage_overrides)
-    steps.run("stage 1: concept alignment (projector only)", run_stage1, str(figures_dir), str(out / "stage1"),
-              stage1_cfg, str(out / "backbones" / "clip"), text)
+        stage_flags.update({"max_steps": 60, "per_device_train_batch_size": 4})
+    flags = [item for key, value in stage_flags.items() for item in (f"--{key}", str(value))]
+    stage1 = stage_arguments("stage1", "--preset", "tiny", "--data", str(figures_dir), "--output_dir",
+                             str(out / "stage1"), "--vision_model", str(out / "backbones" / "clip"), "--text_model",
+                             text, *flags)
+    steps.run("stage 1: concept alignment (projector only)", run_stage1, stage1)
     figure_result = steps.run("benchmark: figure type + captions (stage 1)", run_figure_tasks, str(out / "stage1"),
                               str(figures_dir), str(out / "eval" / "figure_tasks"), split="test", batch_size=32,
                               max_new_tokens=32)
-    stage2_cfg = load_stage_config("stage2", "tiny", overrides=stage_overrides)
-    steps.run("stage 2: ScienceQA instruction tuning", run_stage2, str(out / "stage1"), str(sqa_dir),
-              str(out / "stage2"), stage2_cfg)
+    stage2 = stage_arguments("stage2", "--preset", "tiny", "--model", str(out / "stage1"), "--data", str(sqa_dir),
+                             "--output_dir", str(out / "stage2"), *flags)
+    steps.run("stage 2: ScienceQA instruction tuning", run_stage2, stage2)
     # SciTune's published protocol (stop at "###", answer-prompter pass, exactly-one-match scorer) on the model's
     # own chat template: the stage-2 model was trained in it, not in the original evaluation conversation.
     sqa_result = steps.run("benchmark: ScienceQA (stage 2)", run_scienceqa, str(out / "stage2"), str(sqa_dir),

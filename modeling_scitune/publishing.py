@@ -17,8 +17,6 @@ from pathlib import Path
 HUB_CODE_FILES = ("configuration_scitune.py", "modeling_scitune.py", "processing_scitune.py")
 REQUIRED = ("config.json", "tokenizer.json", "tokenizer_config.json", "processor_config.json", "chat_template.jinja",
             *HUB_CODE_FILES)
-OPTIONAL = ("generation_config.json", "preprocessor_config.json", "special_tokens_map.json", "added_tokens.json",
-            "tokenizer.model", "model.safetensors.index.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 DEFAULT_TAGS = ("scitune", "llava", "vision-language", "scientific-figures", "image-text-to-text", "custom_code")
 
@@ -90,15 +88,19 @@ def stage_model_folder(folder: str | Path, staging: str | Path, card_source: Pat
     folder, staging = Path(folder), Path(staging)
     check_model_folder(folder)
     staging.mkdir(parents=True, exist_ok=True)
-    for name in REQUIRED + OPTIONAL:
-        if (folder / name).is_file():
-            shutil.copy2(folder / name, staging / name)
     limit = parse_size(max_shard_size)
-    for weights in folder.glob("*.safetensors"):
-        if weights.name == "model.safetensors" and weights.stat().st_size > limit:
-            reshard(weights, staging, limit)
-        else:
-            shutil.copy2(weights, staging / weights.name)
+    # A stage folder holds the model and nothing else at its top level (checkpoints live in checkpoints/, caches in
+    # the build cache), so everything there is staged; hidden files (a run's lock) are not.
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.name == "model.safetensors" and path.stat().st_size > limit:
+            reshard(path, staging, limit)
+        elif path.name != "README.md":
+            shutil.copy2(path, staging / path.name)
+    additional = folder / "additional_chat_templates"
+    if additional.is_dir():
+        shutil.copytree(additional, staging / additional.name, dirs_exist_ok=True)
     (staging / "README.md").write_text(model_card(card_source, list(base_models), list(datasets)))
     return {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file()}
 

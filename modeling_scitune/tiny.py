@@ -17,11 +17,11 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, proce
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, GenerationConfig, LlamaConfig, PreTrainedTokenizerFast
 
 from .configuration_scitune import SciTuneConfig
+from .data.records import FIGURE_TYPES
 from .modeling_scitune import SciTuneForConditionalGeneration
 from .processing_scitune import SCITUNE_CHAT_TEMPLATE, SciTuneProcessor
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
-FIGURE_TYPES = ("Graph Plot", "Scatterplot", "Bar Chart", "Node Diagram", "Equation")
 
 
 def default_corpus(n_sentences: int = 600, seed: int = 0) -> list[str]:

@@ -6,8 +6,8 @@ import torch
 
 from modeling_scitune.tiny import default_corpus, train_tokenizer
 from modeling_scitune.training.backbones import train_llama
-from modeling_scitune.training.compiling import CompiledWithFallback, compile_available, compiled_in_place
-from modeling_scitune.training.presets import BackboneConfig
+from modeling_scitune.training.compiling import CompiledWithFallback, compile_available, compile_in_place
+from modeling_scitune.training.backbone_config import BackboneConfig
 
 SMALL_LLM = dict(text_hidden=48, text_layers=2, text_heads=4, text_kv_heads=2, vocab_size=600, block_size=32,
                  llm_steps=6, llm_batch_size=4, bf16=False)
@@ -61,22 +61,29 @@ def test_without_a_compiler_training_runs_eager_with_a_warning(monkeypatch, tmp_
     assert torch.equal(wrapper(x), model(x))
 
 
-def test_compiled_in_place_keeps_the_module_and_is_undone_on_exit():
+def test_compile_in_place_keeps_the_module_its_keys_and_its_outputs(monkeypatch, caplog):
+    from torch._dynamo.utils import counters
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=1)).eval()
     ids = torch.randint(0, 100, (2, 12))
-    keys = list(model.state_dict())
+    keys, inner = list(model.state_dict()), model.model
     with torch.no_grad():
         eager = model(input_ids=ids).logits
-        with compiled_in_place(model.model) as compiled:
-            inside = model(input_ids=ids).logits
-            assert compiled and model.model._compiled_call_impl.compiled is not None  # ran compiled, no fallback
-            assert list(model.state_dict()) == keys
-        assert model.model._compiled_call_impl is None  # eager again: generation never recompiles per length
-    torch.testing.assert_close(inside, eager, rtol=1e-4, atol=1e-5)
+        graphs = counters["stats"]["unique_graphs"]
+        assert compile_in_place(model.model)
+        compiled = model(input_ids=ids).logits
+    assert counters["stats"]["unique_graphs"] > graphs  # it really ran through Dynamo
+    assert model.model is inner and list(model.state_dict()) == keys  # same module, same checkpoint keys
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+    assert not compile_in_place(torch.nn.Linear(2, 2), enabled=False)
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
+        assert not compile_in_place(torch.nn.Linear(2, 2))
+    assert "torch.compile skipped" in caplog.text
 
 
 class _Scale(torch.nn.Module):  # defined outside torch.nn: Dynamo does not trace torch's own modules' code
@@ -88,14 +95,14 @@ class _Scale(torch.nn.Module):  # defined outside torch.nn: Dynamo does not trac
         return torch.relu(x * self.weight)
 
 
-def test_compiled_in_place_falls_back_to_eager_when_the_backend_fails(caplog):
+def test_pretraining_wrapper_falls_back_to_eager_when_the_backend_fails(caplog):
     model = _Scale()
     x = torch.ones(1, 3)
-    with compiled_in_place(model):
-        model._compiled_call_impl.compiled = torch.compile(model._call_impl, backend=_failing_backend)
-        with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
-            out = model(x)
-        assert model._compiled_call_impl.compiled is None
+    wrapper = CompiledWithFallback(model)
+    wrapper.compiled = torch.compile(model, backend=_failing_backend)
+    with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
+        out = wrapper(x)
+    assert wrapper.compiled is None
     assert "torch.compile failed for _Scale" in caplog.text and "eager mode" in caplog.text
     assert torch.equal(out, model(x))
 

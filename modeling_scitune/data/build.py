@@ -16,29 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
-from datasets import Dataset, DatasetDict, Features, Value
+from datasets import Dataset, DatasetDict
 from PIL import Image
 
+from ..schema import FIGURE_RECORD_FEATURES
 from .instructions import build_conversation
 from .records import FigureRecord, InvalidRecord
 
-TEXT = Value("string")
-FEATURES = Features(
-    {
-        "messages": datasets.List({"role": TEXT, "content": datasets.List({"type": TEXT, "text": TEXT})}),
-        "images": datasets.List(datasets.Image()),
-        "figure_id": TEXT,
-        "figure_type": TEXT,
-        "caption": TEXT,
-        "ocr": datasets.List(TEXT),
-        "paragraphs": datasets.List(TEXT),
-        "mentions": datasets.List(TEXT),
-        "source": {"paper_id": TEXT, "file": TEXT, "page": Value("int32")},
-        "variant": TEXT,
-        "meta": TEXT,  # JSON: generator facts or reader details
-    }
-)
+FEATURES = FIGURE_RECORD_FEATURES  # the layout of a stage-1 row (schema.py)
 
 
 class NothingKept(ValueError):

@@ -114,3 +114,18 @@ def load_scitune(path: str | Path, dtype: torch.dtype = torch.float32):
     model = SciTuneForConditionalGeneration.from_pretrained(path, dtype=dtype)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
     return model, processor
+
+
+def build_stage1_model(train, vision_model: str | None, text_model: str | None, projector_type: str, seed: int):
+    """SciTune from the given backbones, or (no paths) small random ones with a tokenizer trained on the rows."""
+    if vision_model and text_model:
+        return assemble_scitune(vision_model, text_model, projector_type=projector_type)
+    if vision_model or text_model:
+        raise ValueError("give both --vision_model and --text_model, or neither (random tiny backbones)")
+    from ..data.instructions import DESCRIBE_PROMPTS
+    from ..tiny import build_tiny_scitune, train_tokenizer
+
+    texts = [m[1]["content"][0]["text"] for m in train["messages"]]
+    tokenizer = train_tokenizer(texts + list(DESCRIBE_PROMPTS), vocab_size=800)
+    return build_tiny_scitune(None, projector_type=projector_type, tokenizer=tokenizer, seed=seed, image_size=64,
+                              patch_size=16)

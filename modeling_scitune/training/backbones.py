@@ -24,7 +24,7 @@ from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
 from ..tiny import train_tokenizer
 from .compiling import CompiledWithFallback, deterministic_algorithms
 from .precision import attention_implementation, use_bf16
-from .presets import BackboneConfig
+from .backbone_config import BackboneConfig
 
 
 def corpus_texts(stage1_rows, sqa_conversations=()) -> list[str]:

@@ -1,11 +1,9 @@
 """`torch.compile` for the backbone pretraining loop and the stages' language model, with a clean fallback to eager.
 
-Why: the miniature LLaMA is made of small matmuls and many element-wise ops (RMSNorm, RoPE, SiLU, softmax); eager
-PyTorch launches each one separately. Inductor fuses them, and on this 2-core CPU a bf16 training step of the tiny
-preset's LLaMA (32 x 128 tokens) went from 175 ms to 105 ms (A/B in one process), after a one-off
-compilation of about 35 s. The blocks
-have one fixed shape, so it compiles once. On a CPU Inductor needs a C++ compiler; without one (or when
-compilation fails for any other reason) training goes on in eager mode with a warning, never an error.
+Why: a miniature LLaMA is made of small matmuls and many element-wise ops (RMSNorm, RoPE, SiLU, softmax); eager
+PyTorch launches each one separately, Inductor fuses them. It pays once its one-off compilation is spread over enough
+steps (benchmarks/bench_backbone_step.py and bench_speed.py measure it). On a CPU Inductor needs a C++ compiler;
+without one (or when compilation fails for any other reason) training goes on in eager mode with a warning.
 """
 
 from __future__ import annotations
@@ -83,22 +81,16 @@ def deterministic_algorithms():
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-@contextlib.contextmanager
-def compiled_in_place(module: torch.nn.Module, enabled: bool = True):
-    """Run `module` through `torch.compile` inside the block, as `nn.Module.compile` does, and eager again after it.
-
-    In place, so the module keeps its name, its parameters and its state-dict keys (the Trainer's checkpoints, the
-    optimizer and PEFT see the same module); undone on exit, so generation after training never recompiles for each
-    decoding length. Compilation happens at the first call; a backend failure there falls back to eager with a
-    warning, and without a C++ compiler (CPU) the block runs eagerly from the start. Yields whether it compiled."""
-    # what nn.Module.compile installs, wrapped: module() -> compiled module._call_impl, eager again on a failure
-    call = CompiledWithFallback(module, enabled=enabled, function=module._call_impl)
-    if not call.is_compiled:
-        yield False
-        return
-    previous = module._compiled_call_impl
-    module._compiled_call_impl = call
-    try:
-        yield True
-    finally:
-        module._compiled_call_impl = previous
+def compile_in_place(module: torch.nn.Module, enabled: bool = True) -> bool:
+    """`nn.Module.compile` the module (same module, same parameters, same state-dict keys: the Trainer's
+    checkpoints, the optimizer and PEFT see no difference) when Inductor can compile here; returns whether it did.
+    Compilation happens at the first call. Meant for a module that trains: a saved stage is reloaded for generation,
+    where a compiled module would recompile for every decoding length."""
+    if not enabled:
+        return False
+    available, reason = compile_available()
+    if not available:
+        logger.warning("torch.compile skipped (%s): %s trains in eager mode", reason, type(module).__name__)
+        return False
+    module.compile()
+    return True

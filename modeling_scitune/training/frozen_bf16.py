@@ -1,45 +1,50 @@
-"""Frozen weights kept in bf16 while a stage trains under bf16 autocast; saved outputs keep the exact fp32 values.
+"""Frozen weights held in bf16 while a stage trains under bf16 autocast; every save writes their exact fp32 values.
 
-Under autocast every fp32 weight is cast to bf16 again on every forward. A frozen weight never changes, so casting it
-once is the same computation without the per-step copies (measured on the tiny stage-1 step on this CPU: 69 -> 58 ms,
-loss equal to 3e-6 relative). Trainable weights stay fp32 (the optimizer's master copy). The frozen fp32 values are
-kept aside, so checkpoints and the final folder hold them unchanged: stage 1's "LLM and tower bit-identical" holds.
+Under autocast each fp32 weight is cast to bf16 again on every forward. A frozen weight never changes, so casting it
+once gives the same computation without the per-step copies (it pays on CPUs with native bf16; nothing changes in an
+fp32 run). Only whole frozen parts are cast (the vision tower in both stages; the LLM and LM head in stage 1), with
+`nn.Module.to`; the projector and whatever else trains stay fp32 (the optimizer's master weights). As a Trainer
+callback: cast when training begins, back to the original fp32 values (kept aside) right before each checkpoint is
+written, cast again after it, and restored when training ends, so checkpoints and the final folder hold the frozen
+weights bit-identical to the backbones they came from.
 """
 
 from __future__ import annotations
 
 import torch
+from transformers import TrainerCallback
 
 
-class FrozenWeightsInBf16:
-    """Casts a model's frozen floating-point parameters to bf16; `state_dict` / `restore` give back the fp32 originals."""
+def frozen_parts(model) -> list[torch.nn.Module]:
+    """The top-level parts of a SciTune model that have no trainable parameter."""
+    parts = [model.model.vision_tower, model.model.language_model, model.lm_head]
+    return [part for part in parts if not any(p.requires_grad for p in part.parameters())]
 
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self.originals = {
-            name: param.detach().to("cpu", copy=True)
-            for name, param in model.named_parameters(remove_duplicate=False)
-            if not param.requires_grad and param.dtype == torch.float32
-        }
-        self._ids = {id(param) for name, param in model.named_parameters() if name in self.originals}
 
-    def cast(self) -> "FrozenWeightsInBf16":
-        for param in self.model.parameters():
-            if id(param) in self._ids:
-                param.data = param.data.to(torch.bfloat16)
-        return self
+class FrozenWeightsInBf16(TrainerCallback):
+    def __init__(self, model):
+        self.parts = frozen_parts(model)
+        self.originals = [{k: v.detach().clone() for k, v in part.state_dict().items()} for part in self.parts]
 
-    def state_dict(self, state_dict: dict | None = None) -> dict:
-        """The model's state dict with every frozen weight at its original fp32 value (what gets saved)."""
-        state_dict = dict(self.model.state_dict() if state_dict is None else state_dict)
-        for name, original in self.originals.items():
-            if name in state_dict:
-                state_dict[name] = original.to(state_dict[name].device)
-        return state_dict
+    def cast(self) -> None:
+        for part in self.parts:
+            part.to(torch.bfloat16)
 
-    def restore(self) -> torch.nn.Module:
-        """Put the fp32 originals back into the model (after training, before it is saved or used)."""
-        params = dict(self.model.named_parameters(remove_duplicate=False))
-        for name, original in self.originals.items():
-            params[name].data = original.to(params[name].device)
-        return self.model
+    def restore(self) -> None:
+        with torch.no_grad():
+            for part, original in zip(self.parts, self.originals):
+                part.to(torch.float32)
+                part.load_state_dict(original)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.cast()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:  # the Trainer writes the checkpoint right after this event
+            self.restore()
+
+    def on_save(self, args, state, control, **kwargs):
+        self.cast()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.restore()

@@ -1,0 +1,70 @@
+"""Settings of the miniature backbones `scitune-train backbones` pretrains (the stages' settings: arguments.py).
+
+The defaults are sized to run on a 2-core CPU in minutes; a YAML file (`--config`) or flags override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class BackboneConfig:
+    """Sizes and schedules of the miniature CLIP and LLaMA pretrained by `scitune-train backbones`."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    vision_hidden: int = 128
+    vision_layers: int = 4
+    clip_text_hidden: int = 128
+    clip_text_layers: int = 2
+    clip_projection: int = 128
+    caption_tokens: int = 48
+    clip_steps: int = 300
+    clip_batch_size: int = 64
+    clip_lr: float = 5e-4
+    # Extra synthetic figures (rendered with `clip_figure_seed`, never the dataset's seed, so no held-out figure is
+    # among them) added to CLIP's pretraining pairs: a real CLIP has seen far more images than a stage-1 set, and what
+    # the frozen tower can tell apart caps both stages (graph plot vs scatterplot above all). Off in the main job, which
+    # it would lengthen by minutes (configs/backbones-more-figures.yaml turns it on).
+    clip_extra_figures: int = 0
+    clip_figure_seed: int = 1
+    text_hidden: int = 192
+    text_layers: int = 4
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    vocab_size: int = 1200
+    block_size: int = 128
+    llm_steps: int = 5200  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
+    # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
+    # LLM corpus: a real pretrained LLM has read plenty of such text; these never contain a ScienceQA problem. Off by
+    # default: they crowd the caption text out of a small LM, which the frozen-LM stage 1 then pays for.
+    lookup_drills: int = 0
+    # Tokenize a lone option letter identically in "(B)" and "ANSWER: B." (see tiny.train_tokenizer).
+    isolate_option_letters: bool = True
+    # Each ScienceQA problem in the LLM corpus appears with this many orders of its options (see stage 2's setting):
+    # finding the answer's letter among the options, not memorising it, is what takes the miniature LLM longest.
+    option_orders: int = 4
+    # How ScienceQA problems enter the LLM corpus: "chat" = the full QCM-LEPA exchange; "compact" = question, options,
+    # solution and answer line only (fewer tokens per problem for the same letter-lookup practice).
+    sqa_corpus: str = "chat"
+    llm_batch_size: int = 32
+    llm_lr: float = 1e-3
+    bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32
+    attn_implementation: str = "auto"  # see precision.attention_implementation
+    compile: bool = True  # torch.compile the LLaMA pretraining step (one fixed shape: compiles once; see compiling.py)
+    seed: int = 0
+
+
+def load_backbone_config(config_file: str | None = None, overrides: dict | None = None) -> BackboneConfig:
+    """defaults -> YAML file -> explicit values (None = not given); unknown keys are an error."""
+    values = yaml.safe_load(Path(config_file).read_text()) or {} if config_file else {}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(values) - {f.name for f in dataclasses.fields(BackboneConfig)}
+    if unknown:
+        raise ValueError(f"unknown backbone setting(s): {sorted(unknown)}")
+    return BackboneConfig(**values)
