@@ -103,7 +103,9 @@ def build_pair(size: dict, seed: int = 0, attn_implementation: str = "eager"):
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     from modeling_scitune.data.synthetic import make_synthetic_record
-    from modeling_scitune.tiny import default_corpus, generation_config_for, processor_for, tiny_config, train_tokenizer
+    from modeling_scitune.tiny import default_corpus, processor_for, tiny_config
+    from modeling_scitune.training.assemble import generation_config_for
+    from modeling_scitune.training.tokenizer import train_tokenizer
 
     from modeling_scitune import SciTuneForConditionalGeneration
 

@@ -97,7 +97,11 @@ class SciTuneConfig(PreTrainedConfig):
     @property
     def vision_feature_layers(self) -> list[int]:
         """`vision_feature_layer` as a list of non-negative hidden-state indices (0 = embeddings)."""
-        layers = self.vision_feature_layer
+        return self.feature_layer_indices(self.vision_feature_layer)
+
+    def feature_layer_indices(self, layers: int | list[int]) -> list[int]:
+        """Any feature-layer setting (an index, or a list of them, negative counting from the end) as non-negative
+        hidden-state indices of this vision tower."""
         layers = [layers] if isinstance(layers, int) else list(layers)
         total = self.vision_config.num_hidden_layers + 1
         return [layer % total for layer in layers]

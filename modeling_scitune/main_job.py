@@ -107,7 +107,7 @@ BACKBONES_CODE = ("modeling_scitune.training.backbones", "modeling_scitune.tiny"
 def embedded_figures(n: int, folder: Path, seed: int) -> str:
     """The stage-1 figure corpus, built or reused from the cache; returns how it was obtained."""
     from .build_cache import build_or_reuse, source_fingerprint
-    from .data.cli import build_synthetic
+    from .data.builders import build_synthetic
 
     parts = {"n": n, "seed": seed, "variant": "CTOM", "code": source_fingerprint(*FIGURES_CODE)}
     reused = build_or_reuse("figures", parts, folder, lambda target: build_synthetic(n, target, seed=seed))

@@ -153,8 +153,7 @@ class SciTuneModel(SciTunePreTrainedModel):
         can cache, since the tower is frozen. `output_hidden_states` / `output_attentions` are the tower's own."""
         layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
         strategy = vision_feature_select_strategy or self.config.vision_feature_select_strategy
-        total = self.config.vision_config.num_hidden_layers + 1
-        layers = [index % total for index in ([layer] if isinstance(layer, int) else list(layer))]
+        layers = self.config.feature_layer_indices(layer)
         if self.vision_layers_kept is not None and max(layers) > self.vision_layers_kept:
             raise ValueError(f"vision_feature_layer={layer} needs layer {max(layers)}, but this model's vision tower "
                              f"was truncated after layer {self.vision_layers_kept} (truncate_vision_tower=True)")

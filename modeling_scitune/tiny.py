@@ -13,15 +13,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import CLIPImageProcessorPil, CLIPVisionConfig, GenerationConfig, LlamaConfig, PreTrainedTokenizerFast
+from transformers import CLIPVisionConfig, LlamaConfig
 
 from .configuration_scitune import SciTuneConfig
 from .data.records import FIGURE_TYPES
 from .modeling_scitune import SciTuneForConditionalGeneration
-from .processing_scitune import SCITUNE_CHAT_TEMPLATE, SciTuneProcessor
+from .processing_scitune import SciTuneProcessor
+from .training.assemble import generation_config_for
+from .training.backbones import figure_image_processor
+from .training.tokenizer import train_tokenizer
 
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
 
 
 def default_corpus(n_sentences: int = 600, seed: int = 0) -> list[str]:
@@ -48,63 +49,6 @@ def default_corpus(n_sentences: int = 600, seed: int = 0) -> list[str]:
             f"from {rng.uniform(0, 10):.1f} to {rng.uniform(10, 100):.1f} ({rng.randint(2, 6)} series)."
         )
     return lines
-
-
-def train_tokenizer(
-    texts: Iterable[str], vocab_size: int = 1000, chat_template: str = SCITUNE_CHAT_TEMPLATE, model_max_length=2048,
-    isolate_option_letters: bool = False,
-) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE on `texts` offline and wrap it as a LLaMA-style fast tokenizer.
-
-    `<image>`, BOS, EOS, PAD and UNK are special tokens with the lowest ids; the tokenizer prepends BOS
-    (the chat template emits it itself and transformers then skips the tokenizer's). With `isolate_option_letters`,
-    a lone option letter (the "B" of "(B)" and of "ANSWER: B.") is always the same token, whatever precedes it.
-    """
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    if isolate_option_letters:
-        letters = pre_tokenizers.Split(Regex(r"(?<![A-Za-z])[A-E](?![A-Za-z])"), behavior="isolated")
-        backend.pre_tokenizer = pre_tokenizers.Sequence([letters, byte_level])
-    else:
-        backend.pre_tokenizer = byte_level
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        min_frequency=2,
-        show_progress=False,
-    )
-    backend.train_from_iterator(texts, trainer=trainer)
-    bos_id = backend.token_to_id("<s>")
-    backend.post_processor = processors.Sequence(
-        [
-            processors.ByteLevel(trim_offsets=False),
-            processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]),
-        ]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-        chat_template=chat_template,
-        padding_side="left",
-        model_max_length=model_max_length,
-    )
-
-
-def tiny_image_processor(image_size: int) -> CLIPImageProcessorPil:
-    """CLIP preprocessing (CLIP mean/std) that resizes the whole figure to `image_size` x `image_size`.
-
-    No center crop: a crop would cut off the sides of a wide figure (its legend, its first bars)."""
-    return CLIPImageProcessorPil(
-        size={"height": image_size, "width": image_size},
-        do_center_crop=False,
-        crop_size={"height": image_size, "width": image_size},
-    )
 
 
 def tiny_config(
@@ -154,21 +98,11 @@ def tiny_config(
 def processor_for(config: SciTuneConfig, tokenizer) -> SciTuneProcessor:
     """The processor that matches `config` (image size, patch size, CLS handling)."""
     return SciTuneProcessor(
-        image_processor=tiny_image_processor(config.vision_config.image_size),
+        image_processor=figure_image_processor(config.vision_config.image_size),
         tokenizer=tokenizer,
         patch_size=config.vision_config.patch_size,
         vision_feature_select_strategy=config.vision_feature_select_strategy,
         num_additional_image_tokens=1,
-    )
-
-
-def generation_config_for(tokenizer) -> GenerationConfig:
-    return GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        max_new_tokens=64,
-        do_sample=False,
     )
 
 

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from modeling_scitune.data.build import NothingKept, build_dataset
-from modeling_scitune.data.cli import build_pdfs, build_scicap, main
+from modeling_scitune.data.builders import build_pdfs, build_scicap
+from modeling_scitune.data.cli import main
 from modeling_scitune.data.records import FigureRecord
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from modeling_scitune.data.cli import build_synthetic
+from modeling_scitune.data.builders import build_synthetic
 from modeling_scitune.evaluation.figure_tasks import (caption_from_output, caption_scores, first_figure_type,
                                                       run_figure_tasks, summarize)
 

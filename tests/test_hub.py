@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from modeling_scitune.data.cli import build_synthetic
+from modeling_scitune.data.builders import build_synthetic
 from tests.conftest import user_turn
 from tests.local_hub import LocalHub
 

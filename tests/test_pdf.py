@@ -39,7 +39,7 @@ def test_finds_90_percent_of_captions_across_the_seven_packages(vignettes):
         for record in result.records:
             x0, y0, x1, y1 = record.meta["bbox_pt"]
             assert y1 <= record.meta["caption_bbox_pt"][1] or record.meta["caption_bbox_pt"][3] - record.meta["caption_bbox_pt"][1] > 100
-            pixels = np.asarray(record.image.convert("L"))
+            pixels = np.asarray(record.load_image().convert("L"))  # the crop, PNG-encoded once
             assert (pixels < 200).mean() > 0.002, f"{record.figure_id}: blank crop"
     assert reference >= 90, per_pdf  # the seven packages show ~100 numbered captions
     assert found >= 0.9 * reference, per_pdf
@@ -60,7 +60,7 @@ def test_sideways_caption_on_rotated_page(vignettes):
     result = read_pdf(vignettes["residual-shadings.pdf"], ocr=False)
     fig2 = next(r for r in result.records if r.meta["figure_number"] == "2")
     assert fig2.caption.startswith("Upper row: Mosaic plot for the arthritis data")
-    assert fig2.image.width > fig2.image.height  # turned upright (landscape figure)
+    assert fig2.load_image().width > fig2.load_image().height  # turned upright (landscape figure)
 
 
 @needs_poppler

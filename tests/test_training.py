@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from modeling_scitune.data.cli import build_synthetic
+from modeling_scitune.data.builders import build_synthetic
 from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
 from modeling_scitune.training.backbones import pretrain_backbones
 from modeling_scitune.scienceqa.training_rows import scienceqa_dataset
@@ -82,7 +82,7 @@ def test_backbones_are_ordinary_hf_folders(corpus):
 def test_extra_clip_figures_come_from_another_seed_and_never_the_datasets(corpus):
     import datasets
 
-    from modeling_scitune.tiny import tiny_image_processor
+    from modeling_scitune.training.backbones import figure_image_processor as tiny_image_processor
     from modeling_scitune.training.backbones import extra_clip_pairs
 
     processor = tiny_image_processor(32)

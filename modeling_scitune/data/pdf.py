@@ -9,6 +9,7 @@ are not captions: a caption starts its own block, or uses the "Figure N:" form. 
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -205,13 +206,18 @@ def trim_whitespace(image: Image.Image, threshold: int = 245, pad: int = 4) -> I
     return image.crop(box)
 
 
-def ocr_tokens(image: Image.Image) -> list[str]:
+def png_bytes(image: Image.Image) -> bytes:
+    """The crop encoded once: the same bytes go to OCR and into the dataset row."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def ocr_tokens(png: bytes) -> list[str]:
     """Words tesseract reads in the crop (sparse-text mode, suited to plots), [] when tesseract is missing."""
     if not tool_available("tesseract"):
         return []
-    with tempfile.NamedTemporaryFile(suffix=".png") as handle:
-        image.save(handle.name)
-        result = subprocess.run(["tesseract", handle.name, "-", "--psm", "11"], capture_output=True, timeout=120)
+    result = subprocess.run(["tesseract", "stdin", "-", "--psm", "11"], input=png, capture_output=True, timeout=120)
     return [token for token in result.stdout.decode(errors="replace").split() if any(c.isalnum() for c in token)]
 
 
@@ -258,9 +264,10 @@ def read_pdf(pdf: str | Path, ocr: bool = True, dpi: int = RENDER_DPI) -> PdfRes
                 skipped.append((figure_id, "blank_crop", f"page {page.number}: nothing drawn above the caption"))
                 continue
             paragraphs, mentions = mention_sentences(pages, number, caption_blocks)
+            png = png_bytes(crop)
             records.append(FigureRecord(
-                figure_id=figure_id, image=crop, caption=caption_text, figure_type=None,
-                ocr=ocr_tokens(crop) if ocr else [], paragraphs=paragraphs, mentions=mentions,
+                figure_id=figure_id, image=png, caption=caption_text, figure_type=None,
+                ocr=ocr_tokens(png) if ocr else [], paragraphs=paragraphs, mentions=mentions,
                 source={"paper_id": pdf.stem, "file": pdf.name, "page": page.number},
                 meta={"figure_number": number, "bbox_pt": [round(v, 1) for v in (x0, y0, x1, y1)],
                       "caption_bbox_pt": [round(min(l.x0 for l in caption), 1), round(min(l.y0 for l in caption), 1),

@@ -33,6 +33,14 @@ class LoadResult:
     errors: list[dict] = field(default_factory=list)  # {"pid", "reason"}
     notes: list[str] = field(default_factory=list)  # what was repaired while loading (duplicate pids)
 
+    def add(self, pid: str, record: dict, image, split: str) -> None:
+        """One record as a validated Problem (ValueError / TypeError naming what is malformed)."""
+        problem = Problem(pid=pid, question=record.get("question"), choices=record.get("choices"),
+                          answer=record.get("answer"), image=image, split=split,
+                          **{key: record.get(key) or "" for key in FIELDS})
+        validate_problem(problem)
+        self.problems.append(problem)
+
     def broken_problems(self) -> list[Problem]:
         """Stand-ins for malformed records so they are scored (as failed) instead of vanishing."""
         return [Problem(pid=e["pid"], question="", choices=["", ""], answer=-1, extra={"error": e["reason"]})
@@ -90,15 +98,9 @@ def load_lupantech(data_dir: str | Path, split: str = "test", allow_outside_imag
                 if image is None:
                     raise ValueError(f"image path {record['image']!r} leaves the data folder {data_dir} (pass "
                                      "--allow-images-outside to read it)")
-            problem = Problem(
-                pid=pid, question=record.get("question"), choices=record.get("choices"), answer=record.get("answer"),
-                image=image, split=split, **{key: record.get(key) or "" for key in FIELDS},
-            )
-            validate_problem(problem)
+            result.add(pid, record, image, split)
         except (TypeError, ValueError) as err:
             result.errors.append({"pid": pid, "reason": f"malformed_record: {err}"})
-            continue
-        result.problems.append(problem)
     return result
 
 
@@ -131,14 +133,9 @@ def load_hf_parquet(path: str | Path, split: str = "test", allow_outside_images:
                     image = resolve_inside(root, image_data.get("path") or "", allow_outside_images)
                     if image is None:
                         raise ValueError(f"image path {image_data.get('path')!r} leaves {root}")
-            problem = Problem(pid=pid, question=row.get("question"), choices=list(row.get("choices") or []),
-                              answer=int(row["answer"]) if row.get("answer") is not None else None, image=image,
-                              split=split, **{key: row.get(key) or "" for key in FIELDS})
-            validate_problem(problem)
+            result.add(pid, {**row, "choices": list(row.get("choices") or [])}, image, split)
         except (TypeError, ValueError, OSError, Image.DecompressionBombError) as err:
             result.errors.append({"pid": pid, "reason": f"malformed_record: {err}"})
-            continue
-        result.problems.append(problem)
     return result
 
 

@@ -13,14 +13,23 @@ from pathlib import Path
 
 import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig,
-                          CLIPVisionModel)
+                          CLIPVisionModel, GenerationConfig)
 
 from ..configuration_scitune import SciTuneConfig
 from ..modeling_scitune import SciTuneForConditionalGeneration
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE, SciTuneProcessor
-from ..tiny import generation_config_for
 
 IMAGE_TOKEN = "<image>"
+
+
+def generation_config_for(tokenizer) -> GenerationConfig:
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        max_new_tokens=64,
+        do_sample=False,
+    )
 
 
 def load_vision_tower(name_or_path: str) -> tuple[CLIPVisionModel, CLIPImageProcessorPil]:
@@ -123,7 +132,8 @@ def build_stage1_model(train, vision_model: str | None, text_model: str | None, 
     if vision_model or text_model:
         raise ValueError("give both --vision_model and --text_model, or neither (random tiny backbones)")
     from ..data.instructions import DESCRIBE_PROMPTS
-    from ..tiny import build_tiny_scitune, train_tokenizer
+    from ..tiny import build_tiny_scitune
+    from .tokenizer import train_tokenizer
 
     texts = [m[1]["content"][0]["text"] for m in train["messages"]]
     tokenizer = train_tokenizer(texts + list(DESCRIBE_PROMPTS), vocab_size=800)

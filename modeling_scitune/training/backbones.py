@@ -18,25 +18,27 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
+from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, LlamaConfig, LlamaForCausalLM
 
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
-from ..tiny import train_tokenizer
+from .tokenizer import train_tokenizer
 from .compiling import CompiledWithFallback, deterministic_algorithms
 from .precision import attention_implementation, use_bf16
 from .backbone_config import BackboneConfig
 
 
 def corpus_texts(stage1_rows, sqa_conversations=()) -> list[str]:
-    """Chat-formatted text of every stage-1 answer and ScienceQA exchange, without image placeholders."""
-    texts = []
-    for messages in list(stage1_rows) + list(sqa_conversations):
-        parts = []
-        for message in messages:
-            text = "\n".join(c["text"] for c in message["content"] if c["type"] == "text")
-            parts.append(f"### Human: {text}\n" if message["role"] == "user" else f"### Assistant: {text}")
-        texts.append("".join(parts))
-    return texts
+    """Every stage-1 answer and ScienceQA exchange rendered by SciTune's chat template, as the stages will show them
+    to the LLM, but without image placeholders and without BOS / EOS (`pack_texts` puts those around each text)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    conversations = [[{**message, "content": [item for item in message["content"] if item["type"] == "text"]}
+                      for message in messages] for messages in list(stage1_rows) + list(sqa_conversations)]
+    if not conversations:
+        return []
+    rendered, _ = render_jinja_template(conversations=conversations, chat_template=SCITUNE_CHAT_TEMPLATE,
+                                        bos_token="", eos_token="")
+    return [text.removesuffix("\n") for text in rendered]
 
 
 def compact_problem_text(problem) -> str:
@@ -66,6 +68,17 @@ def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
         drills.append(f"### Human: Which option says {options[answer]}?\nContext: N/A\nOptions: {rendered}\n"
                       f"### Assistant: SOLUTION: The option says {options[answer]}.\n###\nANSWER: {'ABCDE'[answer]}.")
     return drills
+
+
+def figure_image_processor(image_size: int) -> CLIPImageProcessorPil:
+    """CLIP preprocessing (CLIP mean/std) that resizes the whole figure to `image_size` x `image_size`.
+
+    No center crop: a crop would cut off the sides of a wide figure (its legend, its first bars)."""
+    return CLIPImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        do_center_crop=False,
+        crop_size={"height": image_size, "width": image_size},
+    )
 
 
 def _lr_at(step: int, total: int, lr: float, warmup: int) -> float:
@@ -235,7 +248,6 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
 
     from ..scienceqa import load_scienceqa, to_conversation
     from ..scienceqa.problems import with_shuffled_options
-    from ..tiny import tiny_image_processor
 
     start = time.perf_counter()
     out = Path(output_dir)
@@ -253,7 +265,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     if cfg.sqa_corpus == "compact":
         texts = corpus_texts(list(train["messages"]), []) + [compact_problem_text(p) for p in shown]
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
-    image_processor = tiny_image_processor(cfg.image_size)
+    image_processor = figure_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
     if cfg.clip_extra_figures:
         extra_images, extra_captions = extra_clip_pairs(data_dir, cfg, image_processor)
