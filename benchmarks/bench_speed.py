@@ -40,6 +40,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from modeling_scitune.results_file import machine_description, machine_line, write_results_section  # noqa: E402
+
 SIZES = {
     "micro": {"image_size": 32, "patch_size": 8, "vision_hidden": 32, "vision_layers": 2, "text_hidden": 64, "text_layers": 2},
     "tiny": {"image_size": 64, "patch_size": 8, "vision_hidden": 128, "vision_layers": 4, "text_hidden": 192, "text_layers": 4},
@@ -428,6 +430,7 @@ def plot(results: dict, path: Path):
 def main(argv=None):
     import torch
 
+    from modeling_scitune.results_file import RESULTS_FILE
     from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -442,7 +445,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--attn-implementation", default="auto", choices=["auto", "eager", "sdpa"],
                         help="attention kernel of both models; auto = what SciTune training picks on this device")
-    parser.add_argument("--results-file", default=str(Path(__file__).resolve().parent / "RESULTS.md"),
+    parser.add_argument("--results-file", default=str(RESULTS_FILE),
                         help="the markdown file whose bench_speed section this run rewrites")
     parser.add_argument("--peak-memory-child", nargs=4, metavar=("SIZE", "DTYPE", "MODEL", "ATTN"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -490,7 +493,8 @@ def main(argv=None):
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = {"matmul_flops": flops, "repeats": repeats, "batch": BATCH, "attn_implementation": attn,
-              "trains_in": trains_in, "skipped": skipped, "machine": machine_description(), "sizes": results}
+              "trains_in": trains_in, "skipped": skipped, "machine": machine_description(), "quick": args.quick,
+              "sizes": results}
     (out / "speed.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "speed.png")
     print(f"\nmatmul FLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f} G" for k, v in flops.items())
@@ -510,30 +514,13 @@ def main(argv=None):
     return 0
 
 
-def machine_description() -> dict:
-    import platform
-    import subprocess
-
-    import torch
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent).stdout.strip()
-    from modeling_scitune.training.precision import bf16_available
-
-    return {"commit": commit or "unknown", "cpu_count": os.cpu_count(), "machine": platform.machine(),
-            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": bf16_available(),
-            "date": time.strftime("%Y-%m-%d")}
-
-
 def speed_markdown(report: dict) -> str:
     """The RESULTS.md section of a bench_speed run: medians SciTune / LLaVA per size and dtype."""
     machine = report["machine"]
     keys = ["stage1_train", "stage1_train_both_compiled", "stage2_train", "generate_b1", "generate_b8",
             "scienceqa_eval", "peak_memory"]
-    lines = [f"Commit `{machine['commit']}`, {machine['date']}, {machine['cpu_count']} CPU cores "
-             f"({machine['cpu_capability']}, native bf16: {machine['native_bf16']}), torch {machine['torch']}; "
-             f"attention {report['attn_implementation']}; medians of {report['repeats']} repeats, SciTune / LLaVA "
+    lines = [f"`python benchmarks/bench_speed.py{' --quick' if report.get('quick') else ''}`. " + machine_line(machine)
+             + f" Attention {report['attn_implementation']}; medians of {report['repeats']} repeats, SciTune / LLaVA "
              "(> 1: SciTune faster; peak_memory < 1: SciTune smaller).", "",
              "| size / dtype | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for size, result in report["sizes"].items():
@@ -543,18 +530,6 @@ def speed_markdown(report: dict) -> str:
     if report["skipped"]:
         lines += ["", "Skipped: " + "; ".join(report["skipped"]) + "."]
     return "\n".join(lines)
-
-
-def write_results_section(path: Path, name: str, body: str) -> None:
-    """Replace (or add) the `name` section of benchmarks/RESULTS.md, leaving the other scripts' sections alone."""
-    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
-    text = path.read_text() if path.is_file() else "# Measured results\n\nWritten by the scripts that measured them.\n"
-    section = f"{begin}\n## {name}\n\n{body}\n{end}"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -223,6 +223,16 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     return summary
 
 
+def record_results(summary: dict, results_file: str) -> None:
+    """The summary as a section of the results file, named by the precision and LLM it ran with."""
+    from .results_file import machine_description, machine_line, write_results_section
+
+    name = f"main_job ({summary['precision']}, {summary['text_model']})"
+    body = (f"`python -m modeling_scitune.main_job{'' if summary['precision'] == 'bf16' else ' --no-bf16'}`. "
+            + machine_line(machine_description()) + "\n\n" + format_summary(summary).split("\n", 2)[2])
+    write_results_section(results_file, name, body)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="outputs/main")
@@ -233,9 +243,12 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="miniature models and steps: checks the path in ~1 min")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 where the hardware has it (default); --no-bf16 trains in fp32 everywhere")
+    parser.add_argument("--results-file", help="also write the summary into this results file (benchmarks/RESULTS.md)")
     args = parser.parse_args(argv)
     summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke,
                            args.bf16)
+    if args.results_file:
+        record_results(summary, args.results_file)
     print("\n" + format_summary(summary))
     print(f"\nwritten: {Path(args.output_dir) / 'report'} (summary.json, summary.md, loss_curves.png)")
     return 0

@@ -67,10 +67,11 @@ def test_scienceqa_eval_timing_runs_both_paths_on_the_same_problems(tmp_path):
 
 
 def test_results_file_sections_are_replaced_not_appended(tmp_path):
-    bench = load_bench()
+    from modeling_scitune.results_file import write_results_section
+
     results = tmp_path / "RESULTS.md"
-    bench.write_results_section(results, "bench_speed", "first")
-    bench.write_results_section(results, "other_script", "kept")
-    bench.write_results_section(results, "bench_speed", "second")
+    write_results_section(results, "bench_speed", "first")
+    write_results_section(results, "other_script", "kept")
+    write_results_section(results, "bench_speed", "second")
     text = results.read_text()
     assert text.count("## bench_speed") == 1 and "second" in text and "first" not in text and "kept" in text
