@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, help="first-pass budget (default: the protocol's)")
     parser.add_argument("--temperature", type=float, default=0.0, help="> 0 samples (the original scitune: 0.7)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed and the scitune fallback's seed")
+    parser.add_argument("--allow-images-outside", action="store_true",
+                        help="read image paths that leave the data folder (refused by default)")
     parser.add_argument("--score-only", action="store_true")
     parser.add_argument("--predictions", help="predictions file to (re)score with --score-only")
     return parser
@@ -65,7 +67,7 @@ def main(argv=None):
             args.model, args.data, args.output_dir, split=args.split, protocol=args.protocol,
             conversation=args.conversation, batch_size=args.batch_size, limit=args.limit,
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
-            image_newline=args.image_newline,
+            image_newline=args.image_newline, allow_images_outside=args.allow_images_outside,
             score_only=args.score_only, predictions_file=args.predictions,
         )
     except (PredictionsError, FileNotFoundError, KeyError, ValueError) as err:

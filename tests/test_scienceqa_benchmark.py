@@ -136,6 +136,8 @@ def test_hostile_scienceqa_inputs_are_refused_or_reported(sqa_dir, tmp_path):
     assert loaded.notes and "more than once" in loaded.notes[0]
     reasons = {e["pid"]: e["reason"] for e in loaded.errors}
     assert "answer True" in reasons[test[3]] and "leaves the data folder" in reasons[test[4]]
+    allowed = load_lupantech(data, "test", allow_outside_images=True)  # only when the user says so
+    assert test[4] not in {e["pid"] for e in allowed.errors}
     script = load_script("run_scienceqa")
     out = tmp_path / "out"
     assert script.main(["--model", "unused", "--data", str(data), "--output-dir", str(out), "--score-only",

@@ -122,7 +122,8 @@ def run_scienceqa(model_dir: str | None, data_dir: str, output_dir: str, split: 
                   protocol: str = "scitune", conversation: str = "simple", batch_size: int = 8,
                   limit: int | None = None, max_new_tokens: int | None = None, temperature: float = 0.0,
                   seed: int = 0, image_newline: str = "kept", score_only: bool = False,
-                  predictions_file: str | None = None, progress: bool = True, model=None, processor=None) -> dict:
+                  predictions_file: str | None = None, progress: bool = True, model=None, processor=None,
+                  allow_images_outside: bool = False) -> dict:
     """Evaluate (or, with `score_only`, rescore) one split; writes predictions, answers, scores and the report.
 
     `image_newline` (scitune protocol): "kept" tokenizes as the published evaluation did (the newline before an
@@ -134,7 +135,7 @@ def run_scienceqa(model_dir: str | None, data_dir: str, output_dir: str, split: 
         raise ValueError(f"image_newline {image_newline!r}: choose one of {IMAGE_NEWLINES}")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    loaded = load_scienceqa(data_dir, split)
+    loaded = load_scienceqa(data_dir, split, allow_outside_images=allow_images_outside)
     problems = loaded.problems[:limit] if limit else loaded.problems
     broken = loaded.broken_problems()
     predictions_path = Path(predictions_file) if predictions_file else out / "predictions.jsonl"

@@ -98,7 +98,9 @@ def add_cached_features(dataset, model, processor, cache_dir, max_length: int | 
         return out
 
     undecoded = datasets.Features({**dataset.features, "images": datasets.List(datasets.Image(decode=False))})
-    source = dataset._fingerprint
+    from datasets.fingerprint import Hasher
+
+    source = Hasher.hash(dataset)  # the rows' own fingerprint (datasets keeps it), before the images are left undecoded
     dataset = dataset.cast(undecoded)
     features = datasets.Features({**undecoded, "vision_features": datasets.Array3D(shape=(None, *shape), dtype="float32"),
                                   "input_ids": datasets.List(datasets.Value("int64")),
