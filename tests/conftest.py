@@ -4,13 +4,15 @@ Nothing here reaches a hub: HF_HUB_OFFLINE is forced and the Hugging Face cache 
 """
 
 import os
+import shutil
 import tempfile
 
 _CACHE = tempfile.mkdtemp(prefix="scitune-hf-home-")
+_BUILD_CACHE = tempfile.mkdtemp(prefix="scitune-build-cache-")  # never the developer's .cache
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = _CACHE
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ["SCITUNE_CACHE"] = tempfile.mkdtemp(prefix="scitune-build-cache-")  # never the developer's .cache
+os.environ["SCITUNE_CACHE"] = _BUILD_CACHE
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -18,6 +20,12 @@ import torch  # noqa: E402
 from modeling_scitune.tiny import build_tiny_scitune, default_corpus, demo_figure, train_tokenizer  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's temporary Hugging Face home and build cache go with it (a long-lived machine keeps no litter)."""
+    for folder in (_CACHE, _BUILD_CACHE):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -103,7 +103,7 @@ def test_llm_pretraining_blocks_keep_each_text_whole():
 
     tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
     texts = ["short one", "a second, somewhat longer text about the loss", "x " * 40, "last"]
-    blocks, labels = pack_texts(texts, tokenizer, block_size=24)
+    blocks, labels, weights = pack_texts(texts, tokenizer, block_size=24)
     assert blocks.shape[1] == 24
     flat = [tokenizer.decode(row[row != tokenizer.pad_token_id]) for row in blocks]
     whole = [t for t in texts if len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 2 <= 24]
@@ -111,6 +111,31 @@ def test_llm_pretraining_blocks_keep_each_text_whole():
         assert sum(text in row for row in flat) == 1, text
     assert torch.equal(labels == -100, blocks == tokenizer.pad_token_id)  # padding never counts in the loss
     assert (blocks == tokenizer.eos_token_id).sum() == len(texts)
+    assert torch.equal(weights, (blocks != tokenizer.pad_token_id).float())  # weight 1 by default
+
+
+def test_answer_letter_loss_weight_marks_exactly_the_answer_letters():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from modeling_scitune.training.backbones import pack_texts, weighted_causal_lm_loss
+    from modeling_scitune.training.tokenizer import train_tokenizer
+
+    texts = ["Which is a noun?\nOptions: (A) run (B) planet\nSOLUTION: planet is a noun.\nANSWER: B.",
+             "A caption with no answer line: see panel (A).",
+             "Options: (A) 3 (B) 4 (C) 5\n###\nANSWER: C."]
+    tokenizer = train_tokenizer(texts * 5, vocab_size=300, isolate_option_letters=True)
+    packed = pack_texts(texts, tokenizer, block_size=64, answer_loss_weight=5.0)
+    marked = packed.input_ids[packed.loss_weights == 5.0]
+    assert [tokenizer.decode([token]) for token in marked.tolist()] == ["B", "C"]  # the answer letters, not "(A)"
+    assert set(packed.loss_weights[packed.loss_weights != 5.0].tolist()) == {0.0, 1.0}
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
+    ones = (packed.labels != -100).float()
+    own = model(input_ids=packed.input_ids, labels=packed.labels).loss
+    assert torch.allclose(weighted_causal_lm_loss(model, packed.input_ids, packed.labels, ones), own, atol=1e-5)
+    assert weighted_causal_lm_loss(model, packed.input_ids, packed.labels, packed.loss_weights) > own
 
 
 def test_stage1_trains_only_the_projector(corpus, stage1_dir):

@@ -52,6 +52,9 @@ class BackboneConfig:
     # How ScienceQA problems enter the LLM corpus: "chat" = the full QCM-LEPA exchange; "compact" = question, options,
     # solution and answer line only (fewer tokens per problem for the same letter-lookup practice).
     sqa_corpus: str = "chat"
+    # The loss of each ScienceQA answer letter counts this many times in LLM pretraining: the letter is the only token
+    # that teaches finding the answer among the options, the skill the miniature LLM learns last.
+    answer_loss_weight: float = 1.0
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32

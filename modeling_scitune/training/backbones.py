@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -156,28 +158,64 @@ def train_clip(images: torch.Tensor, captions: list[str], tokenizer, cfg: Backbo
     return model
 
 
-def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+# The answer line that ends each ScienceQA text of the LLM corpus (chat and compact layouts alike).
+ANSWER_LETTER = re.compile(r"ANSWER: ([A-E])\.$")
+
+
+class PackedBlocks(NamedTuple):
+    input_ids: torch.Tensor
+    labels: torch.Tensor  # -100 on padding
+    loss_weights: torch.Tensor  # 1 per token, `answer_loss_weight` on each answer letter
+
+
+def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight: float = 1.0) -> PackedBlocks:
     """Token blocks of `block_size` holding whole texts (`<s> text </s>` back to back, padding at the end).
 
     A text is never cut across two blocks unless it is longer than a block: a multiple-choice exchange cut in half
-    would teach an answer letter without the options it refers to. Padding is excluded from the loss.
+    would teach an answer letter without the options it refers to. Padding is excluded from the loss. The letter of
+    a text's final "ANSWER: X." line gets loss weight `answer_loss_weight` (see BackboneConfig).
     """
     pad = tokenizer.pad_token_id
-    blocks, current = [], []
+    blocks, weights, current, current_weights = [], [], [], []
+
+    def close_block():
+        blocks.append(current + [pad] * (block_size - len(current)))
+        weights.append(current_weights + [0.0] * (block_size - len(current)))
+
     for text in texts:
-        ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = [tokenizer.bos_token_id] + encoded["input_ids"] + [tokenizer.eos_token_id]
+        text_weights = [1.0] * len(ids)
+        match = ANSWER_LETTER.search(text) if answer_loss_weight != 1.0 else None
+        if match:
+            letter_at = match.start(1)
+            for position, (start, end) in enumerate(encoded["offset_mapping"]):
+                if start <= letter_at < end:
+                    text_weights[position + 1] = answer_loss_weight
         if current and len(current) + len(ids) > block_size:
-            blocks.append(current + [pad] * (block_size - len(current)))
-            current = []
+            close_block()
+            current, current_weights = [], []
         while len(ids) > block_size:
             blocks.append(ids[:block_size])
-            ids = ids[block_size:]
+            weights.append(text_weights[:block_size])
+            ids, text_weights = ids[block_size:], text_weights[block_size:]
         current += ids
+        current_weights += text_weights
     if current:
-        blocks.append(current + [pad] * (block_size - len(current)))
+        close_block()
     input_ids = torch.tensor(blocks)
     labels = input_ids.masked_fill(input_ids == pad, -100)
-    return input_ids, labels
+    return PackedBlocks(input_ids, labels, torch.tensor(weights))
+
+
+def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor):
+    """Next-token cross-entropy with a weight per target token, averaged over the tokens that have a label (so a
+    weight of k makes that token count k times; all weights 1 is the model's own loss)."""
+    logits = model(input_ids=input_ids).logits[:, :-1]
+    targets = labels[:, 1:].reshape(-1)
+    per_token = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets,
+                                                  ignore_index=-100, reduction="none")
+    return (per_token * loss_weights[:, 1:].reshape(-1)).sum() / (targets != -100).sum()
 
 
 def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> LlamaForCausalLM:
@@ -191,12 +229,14 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(config)
     model.set_attn_implementation(attention_implementation(cfg.attn_implementation))
-    blocks, labels = pack_texts(texts, tokenizer, cfg.block_size)
+    packed = pack_texts(texts, tokenizer, cfg.block_size, cfg.answer_loss_weight)
 
     def loss_fn(model, index):
-        return model(input_ids=blocks[index], labels=labels[index]).loss
+        if cfg.answer_loss_weight == 1.0:
+            return model(input_ids=packed.input_ids[index], labels=packed.labels[index]).loss
+        return weighted_causal_lm_loss(model, packed.input_ids[index], packed.labels[index], packed.loss_weights[index])
 
-    batches = _batches(len(blocks), min(cfg.llm_batch_size, len(blocks)), cfg.seed)
+    batches = _batches(len(packed.input_ids), min(cfg.llm_batch_size, len(packed.input_ids)), cfg.seed)
     _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn,
                 use_bf16(cfg.bf16), compile=cfg.compile)
     return model
