@@ -491,3 +491,29 @@ def test_variant_rebuilds_stage1_answers_from_the_record_fields(corpus, tmp_path
             "--max-steps", "1", "--per-device-train-batch-size", "2", "--variant", "C", "--compile", "false"]
     assert main(args) == 0
     assert json.loads((tmp_path / "training_summary.json").read_text())["config"]["variant"] == "C"
+
+
+def test_llm_corpus_keeps_each_image_place_as_unscored_image_tokens():
+    from modeling_scitune.scienceqa.formats import build_answer, user_message
+    from modeling_scitune.scienceqa.problems import Problem
+    from modeling_scitune.training.backbones import compact_problem_text, corpus_texts, pack_texts
+    from modeling_scitune.training.tokenizer import train_tokenizer
+
+    with_image = Problem(pid="1", question="Which type of figure is shown?", choices=["Bar Chart", "Equation"],
+                         answer=1, image="image.png", solution="The figure shows a formula.", lecture="Figures.")
+    text_only = Problem(pid="2", question="Which word is a noun?", choices=["run", "planet"], answer=1,
+                        solution="planet is a noun.")
+    exchanges = [[user_message(p), {"role": "assistant", "content": [{"type": "text", "text": build_answer(p)}]}]
+                 for p in (with_image, text_only)]
+    assert [t.count("<image>") for t in corpus_texts([], exchanges, image_tokens=16)] == [16, 0]
+    assert [t.count("<image>") for t in corpus_texts([], exchanges)] == [0, 0]  # default: the image is left out
+    compact = [compact_problem_text(p, image_tokens=16) for p in (with_image, text_only)]
+    assert [t.count("<image>") for t in compact] == [16, 0]
+    assert compact[0].index("<image>") > compact[0].index("Options:") and compact[0].endswith("ANSWER: B.")
+
+    tokenizer = train_tokenizer([t.replace("<image>", "") for t in compact] * 5, vocab_size=300,
+                                isolate_option_letters=True)
+    packed = pack_texts(compact, tokenizer, block_size=128, answer_loss_weight=3.0)
+    image = packed.input_ids == tokenizer.image_token_id
+    assert int(image.sum()) == 16 and bool((packed.labels[image] == -100).all())  # in the input, never a target
+    assert [tokenizer.decode([t]) for t in packed.input_ids[packed.loss_weights == 3.0].tolist()] == ["B", "B"]

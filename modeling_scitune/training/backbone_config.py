@@ -55,6 +55,10 @@ class BackboneConfig:
     # The loss of each ScienceQA answer letter counts this many times in LLM pretraining: the letter is the only token
     # that teaches finding the answer among the options, the skill the miniature LLM learns last.
     answer_loss_weight: float = 1.0
+    # Keep each image's place in the LLM corpus as the stages will fill it: (image_size / patch_size)^2 image tokens
+    # (never scored). Without them the miniature LLM learns to find an answer among options that sit right before the
+    # answer, and fails where the stages put an image between the two.
+    image_tokens_in_corpus: bool = False
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32

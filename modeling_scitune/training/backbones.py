@@ -23,34 +23,40 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, LlamaConfig, LlamaForCausalLM
 
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
+from .assemble import IMAGE_TOKEN
 from .tokenizer import train_tokenizer
 from .compiling import CompiledWithFallback, deterministic_algorithms
 from .precision import attention_implementation, use_bf16
 from .backbone_config import BackboneConfig
 
 
-def corpus_texts(stage1_rows, sqa_conversations=()) -> list[str]:
+def corpus_texts(stage1_rows, sqa_conversations=(), image_tokens: int = 0) -> list[str]:
     """Every stage-1 answer and ScienceQA exchange rendered by SciTune's chat template, as the stages will show them
-    to the LLM, but without image placeholders and without BOS / EOS (`pack_texts` puts those around each text)."""
+    to the LLM, without BOS / EOS (`pack_texts` puts those around each text). Each image becomes `image_tokens`
+    image tokens (the stages' positions; `pack_texts` never scores them), or is left out when `image_tokens` is 0."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    conversations = [[{**message, "content": [item for item in message["content"] if item["type"] == "text"]}
+    conversations = [[{**message, "content": [item for item in message["content"]
+                                              if item["type"] == "text" or image_tokens]}
                       for message in messages] for messages in list(stage1_rows) + list(sqa_conversations)]
     if not conversations:
         return []
     rendered, _ = render_jinja_template(conversations=conversations, chat_template=SCITUNE_CHAT_TEMPLATE,
                                         bos_token="", eos_token="")
-    return [text.removesuffix("\n") for text in rendered]
+    return [text.removesuffix("\n").replace(IMAGE_TOKEN, IMAGE_TOKEN * image_tokens) for text in rendered]
 
 
-def compact_problem_text(problem) -> str:
-    """A ScienceQA problem as the LLM corpus can hold it in fewer tokens: the QCM input, the solution and the answer
-    line, without the lecture and the chat markers (stage 2 teaches the full QCM-LEPA layout; what takes the
-    miniature LLM long to learn is finding the answer's letter among the options, which this keeps)."""
+def compact_problem_text(problem, image_tokens: int = 0) -> str:
+    """A ScienceQA problem as the LLM corpus can hold it in fewer tokens: the QCM input (then the image's
+    `image_tokens` image tokens where the problem has one), the solution and the answer line, without the lecture and
+    the chat markers (stage 2 teaches the full QCM-LEPA layout; what takes the miniature LLM long to learn is finding
+    the answer's letter among the options, which this keeps)."""
     from ..scienceqa.formats import qcm_input
 
     solution = problem.solution.strip()
-    return qcm_input(problem) + (f"\nSOLUTION: {solution}" if solution else "") + f"\nANSWER: {problem.answer_letter}."
+    image = "\n" + IMAGE_TOKEN * image_tokens if image_tokens and problem.has_image else ""
+    return (qcm_input(problem) + image + (f"\nSOLUTION: {solution}" if solution else "")
+            + f"\nANSWER: {problem.answer_letter}.")
 
 
 def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
@@ -173,7 +179,8 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
 
     A text is never cut across two blocks unless it is longer than a block: a multiple-choice exchange cut in half
     would teach an answer letter without the options it refers to. Padding is excluded from the loss. The letter of
-    a text's final "ANSWER: X." line gets loss weight `answer_loss_weight` (see BackboneConfig).
+    a text's final "ANSWER: X." line gets loss weight `answer_loss_weight` (see BackboneConfig). Padding and image
+    tokens are never targets.
     """
     pad = tokenizer.pad_token_id
     blocks, weights, current, current_weights = [], [], [], []
@@ -204,7 +211,8 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
     if current:
         close_block()
     input_ids = torch.tensor(blocks)
-    labels = input_ids.masked_fill(input_ids == pad, -100)
+    image = getattr(tokenizer, "image_token_id", None)
+    labels = input_ids.masked_fill((input_ids == pad) | (input_ids == image), -100)
     return PackedBlocks(input_ids, labels, torch.tensor(weights))
 
 
@@ -286,7 +294,8 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     """Train tokenizer, CLIP and LLaMA on the embedded corpus; save `OUT/clip` and `OUT/llama` HF folders."""
     import datasets
 
-    from ..scienceqa import load_scienceqa, to_conversation
+    from ..scienceqa import load_scienceqa
+    from ..scienceqa.formats import build_answer, user_message
     from ..scienceqa.problems import with_shuffled_options
 
     start = time.perf_counter()
@@ -296,14 +305,18 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     if sqa_dir:
         rng = random.Random(f"option-orders-{cfg.seed}")
         for problem in load_scienceqa(sqa_dir, "train").problems:
-            problem.image = None  # text only: lectures, solutions, questions
             shown += [problem if copy == 0 else with_shuffled_options(problem, rng) for copy in range(cfg.option_orders)]
     captions = list(train["caption"])
-    texts = corpus_texts(list(train["messages"]), [to_conversation(p, "QCM-LEPA")["messages"] for p in shown])
-    tokenizer = train_tokenizer(texts + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
+    image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.image_tokens_in_corpus else 0
+    exchanges = [[user_message(p, "QCM-LEPA"), {"role": "assistant", "content": [
+        {"type": "text", "text": build_answer(p, "QCM-LEPA")}]}] for p in shown]  # the text; images stay unread
+    texts = corpus_texts(list(train["messages"]), exchanges, image_tokens)
+    tokenizer = train_tokenizer([text.replace(IMAGE_TOKEN, "") for text in texts] + captions,
+                                vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
                                 isolate_option_letters=cfg.isolate_option_letters)
     if cfg.sqa_corpus == "compact":
-        texts = corpus_texts(list(train["messages"]), []) + [compact_problem_text(p) for p in shown]
+        texts = (corpus_texts(list(train["messages"]), [], image_tokens)
+                 + [compact_problem_text(p, image_tokens) for p in shown])
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     image_processor = figure_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
