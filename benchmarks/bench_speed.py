@@ -321,17 +321,19 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == torch.bfloat16 else nullcontext
+    import copy
     import tempfile
 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
-
-    import copy
 
     from modeling_scitune.training.compiling import compile_in_place
     from modeling_scitune.training.feature_cache import CachedFeatureCollator
 
     torch._dynamo.reset()  # every size and dtype compiles afresh, within Dynamo's recompile limit
     scitune, llava, processor, batch, rows = build_pair(size, attn_implementation=attn)
+    # Generation and the ScienceQA loop run on copies taken before any training step: the timed steps below update
+    # each model's weights along its own path, and "same answers" needs the same weights on both sides.
+    untrained = {"scitune": copy.deepcopy(scitune), "llava": copy.deepcopy(llava)}
     start = time.perf_counter()
     with torch.no_grad():
         features = scitune.model.encode_images(batch["pixel_values"]).last_hidden_state  # the stage-1 cache, built once
@@ -372,11 +374,12 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
             with trained_as_packaged(model, label, "stage2", dtype_name):
                 raw["stage2_model_step"][label].append(train_steps(model, batch, steps, autocast))
         for batch_size in (1, 8):
-            for label, model in (("scitune", scitune), ("llava", llava)):
+            for label, model in untrained.items():
                 raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
         if sqa_dir is not None:  # end-to-end ScienceQA evaluation, problems/s (scitune protocol, both passes)
             with autocast():
-                timed = scienceqa_eval_seconds(scitune, llava, processor, sqa_dir, SQA_PROBLEMS, SQA_NEW_TOKENS)
+                timed = scienceqa_eval_seconds(untrained["scitune"], untrained["llava"], processor, sqa_dir,
+                                               SQA_PROBLEMS, SQA_NEW_TOKENS)
             raw["scienceqa_eval"]["scitune"].append(timed["problems"] / timed["scitune_s"])
             raw["scienceqa_eval"]["llava"].append(timed["problems"] / timed["llava_s"])
             raw.setdefault("scienceqa_same_answers", []).append(f"{timed['same_answers']}/{timed['problems']}")
@@ -494,6 +497,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     report = {"matmul_flops": flops, "repeats": repeats, "batch": BATCH, "attn_implementation": attn,
               "trains_in": trains_in, "skipped": skipped, "machine": machine_description(), "quick": args.quick,
+              "command": " ".join(["python benchmarks/bench_speed.py", *(sys.argv[1:] if argv is None else argv)]),
               "sizes": results}
     (out / "speed.json").write_text(json.dumps(report, indent=2))
     plot(results, out / "speed.png")
@@ -519,7 +523,8 @@ def speed_markdown(report: dict) -> str:
     machine = report["machine"]
     keys = ["stage1_train", "stage1_train_both_compiled", "stage2_train", "generate_b1", "generate_b8",
             "scienceqa_eval", "peak_memory"]
-    lines = [f"`python benchmarks/bench_speed.py{' --quick' if report.get('quick') else ''}`. " + machine_line(machine)
+    command = report.get("command", "python benchmarks/bench_speed.py" + (" --quick" if report.get("quick") else ""))
+    lines = [f"`{command}`. " + machine_line(machine)
              + f" Attention {report['attn_implementation']}; medians of {report['repeats']} repeats, SciTune / LLaVA "
              "(> 1: SciTune faster; peak_memory < 1: SciTune smaller).", "",
              "| size / dtype | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]

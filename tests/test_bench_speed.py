@@ -75,3 +75,16 @@ def test_results_file_sections_are_replaced_not_appended(tmp_path):
     write_results_section(results, "bench_speed", "second")
     text = results.read_text()
     assert text.count("## bench_speed") == 1 and "second" in text and "first" not in text and "kept" in text
+
+
+def test_bench_size_compares_answers_of_models_with_the_same_weights(tmp_path):
+    """The timed training steps change each model's weights along its own path: the ScienceQA comparison must still
+    see identical weights on both sides (it runs on copies taken before training)."""
+    from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
+
+    bench = load_bench()
+    write_synthetic_scienceqa(40, tmp_path / "sqa", workers=1, progress=False)
+    result = bench.bench_size("micro", bench.SIZES["micro"], "float32", repeats=1, steps=2, peak_flops=1e11,
+                              sqa_dir=str(tmp_path / "sqa"), memory_probes=1)
+    assert result["scienceqa_same_answers"] == [f"{bench.SQA_PROBLEMS}/{bench.SQA_PROBLEMS}"]
+    assert set(result["ratios"]) >= {"stage1_train", "generate_b1", "generate_b8", "scienceqa_eval", "peak_memory"}
