@@ -50,8 +50,3 @@ def tiny_mlp_dir(tmp_path_factory, tokenizer):
 @pytest.fixture(scope="session")
 def figures():
     return [demo_figure("Bar Chart", seed=0), demo_figure("Graph Plot", seed=1), demo_figure("Bar Chart", seed=2)]
-
-
-def user_turn(text, n_images=1):
-    """A chat user turn with `n_images` image blocks after the text (the paper's image position)."""
-    return [{"role": "user", "content": [{"type": "text", "text": text}] + [{"type": "image"}] * n_images}]

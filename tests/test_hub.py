@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from modeling_scitune.data.builders import build_synthetic
-from tests.conftest import user_turn
+from tests.chat_turns import user_turn
 from tests.local_hub import LocalHub
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, LlavaConfig
 from transformers.utils import is_flash_attn_2_available
 
 from modeling_scitune import SciTuneForConditionalGeneration, SciTuneModel
-from tests.conftest import user_turn
+from tests.chat_turns import user_turn
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import pytest
 from transformers import AutoProcessor
 
 from modeling_scitune import SciTuneProcessor
-from tests.conftest import user_turn
+from tests.chat_turns import user_turn
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import modeling_scitune
-from tests.conftest import user_turn
+from tests.chat_turns import user_turn
 
 HUB_TRIO = ("configuration_scitune.py", "modeling_scitune.py", "processing_scitune.py")
 

@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoProcessor
 from transformers.processing_utils import Unpack
 
 from modeling_scitune import SciTuneForConditionalGeneration, SciTuneModel, SciTuneProcessor
-from tests.conftest import user_turn
+from tests.chat_turns import user_turn
 
 
 @pytest.fixture(scope="module")
