@@ -170,7 +170,7 @@ ANSWER_LETTER = re.compile(r"ANSWER: ([A-E])\.$")
 
 class PackedBlocks(NamedTuple):
     input_ids: torch.Tensor
-    labels: torch.Tensor  # -100 on padding
+    labels: torch.Tensor  # -100 on padding and image tokens
     loss_weights: torch.Tensor  # 1 per token, `answer_loss_weight` on each answer letter
 
 
