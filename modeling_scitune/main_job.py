@@ -1,8 +1,8 @@
 """The main job in one command: data -> backbones -> stage 1 -> stage 2 -> benchmarks -> summary.
 
 `make demo` runs this on the embedded default (synthetic scientific figures + the embedded ScienceQA-format set)
-on a CPU (measured times: benchmarks/RESULTS.md), and prints and writes a summary: figure-type accuracy and captioning scores of
-the stage-1 model, ScienceQA-format accuracy per category of the stage-2 model next to chance, the loss curves of
+on a CPU (measured times: benchmarks/RESULTS.md), and prints and writes a summary: figure-type accuracy and
+captioning scores of the stage-1 model, ScienceQA-format accuracy per category of the stage-2 model next to chance, the loss curves of
 both stages, the wall time of each step and where the checkpoints are. Same seed, same numbers.
 
     python -m modeling_scitune.main_job [--output-dir outputs/main] [--seed 0] [--text-model smollm2]
