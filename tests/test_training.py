@@ -517,3 +517,19 @@ def test_llm_corpus_keeps_each_image_place_as_unscored_image_tokens():
     image = packed.input_ids == tokenizer.image_token_id
     assert int(image.sum()) == 16 and bool((packed.labels[image] == -100).all())  # in the input, never a target
     assert [tokenizer.decode([t]) for t in packed.input_ids[packed.loss_weights == 3.0].tolist()] == ["B", "B"]
+
+    # "figure_type" slots: the same places hold the figure's type words, still never targets
+    slotted = pack_texts(compact, tokenizer, block_size=128, slot_words=["Equation", None])
+    assert int((slotted.input_ids == tokenizer.image_token_id).sum()) == 0
+    places = image  # the same texts, so the same positions
+    words = tokenizer(" Equation", add_special_tokens=False)["input_ids"]
+    assert slotted.input_ids[places].tolist() == [words[n % len(words)] for n in range(16)]
+    assert bool((slotted.labels[places] == -100).all()) and bool((slotted.labels[~places] == packed.labels[~places]).all())
+
+
+def test_corpus_image_slots_setting_is_checked():
+    from modeling_scitune.training.backbone_config import load_backbone_config
+
+    assert load_backbone_config(overrides={"corpus_image_slots": "figure_type"}).corpus_image_slots == "figure_type"
+    with pytest.raises(ValueError, match="corpus_image_slots must be one of"):
+        load_backbone_config(overrides={"corpus_image_slots": "figure"})

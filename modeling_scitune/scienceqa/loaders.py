@@ -20,6 +20,8 @@ from PIL import Image
 from ..data.scicap import resolve_inside
 from .problems import Problem, validate_problem
 
+# Fields some ScienceQA-format sets add (the embedded set names each image's figure type), kept in Problem.extra.
+EXTRA_FIELDS = ("figure_type",)
 FIELDS = ("hint", "task", "grade", "subject", "topic", "category", "skill", "lecture", "solution")
 
 
@@ -37,7 +39,8 @@ class LoadResult:
         """One record as a validated Problem (ValueError / TypeError naming what is malformed)."""
         problem = Problem(pid=pid, question=record.get("question"), choices=record.get("choices"),
                           answer=record.get("answer"), image=image, split=split,
-                          **{key: record.get(key) or "" for key in FIELDS})
+                          **{key: record.get(key) or "" for key in FIELDS},
+                          extra={key: record[key] for key in EXTRA_FIELDS if isinstance(record.get(key), str)})
         validate_problem(problem)
         self.problems.append(problem)
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import yaml
 
 
+IMAGE_SLOTS = ("none", "image_tokens", "figure_type")
+
+
 @dataclass
 class BackboneConfig:
     """Sizes and schedules of the miniature CLIP and LLaMA pretrained by `scitune-train backbones`."""
@@ -55,10 +58,13 @@ class BackboneConfig:
     # The loss of each ScienceQA answer letter counts this many times in LLM pretraining: the letter is the only token
     # that teaches finding the answer among the options, the skill the miniature LLM learns last.
     answer_loss_weight: float = 1.0
-    # Keep each image's place in the LLM corpus as the stages will fill it: (image_size / patch_size)^2 image tokens
-    # (never scored). Without them the miniature LLM learns to find an answer among options that sit right before the
-    # answer, and fails where the stages put an image between the two.
-    image_tokens_in_corpus: bool = False
+    # What stands at each image's place in the LLM corpus: "none" = nothing (the image is left out); "image_tokens" =
+    # (image_size / patch_size)^2 image tokens, as many as the stages will fill; "figure_type" = as many tokens again,
+    # holding the figure's type words over and over. Never scored. Without them the miniature LLM learns answers that
+    # nothing before them decides (the figure type of a caption) and letter lookups with no image between the options
+    # and the answer; with "figure_type" it learns to read what the image's place says, the way a real LLM reads its
+    # context, and stage 1 teaches the projector to say it.
+    corpus_image_slots: str = "none"
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32
@@ -74,4 +80,7 @@ def load_backbone_config(config_file: str | None = None, overrides: dict | None 
     unknown = set(values) - {f.name for f in dataclasses.fields(BackboneConfig)}
     if unknown:
         raise ValueError(f"unknown backbone setting(s): {sorted(unknown)}")
-    return BackboneConfig(**values)
+    config = BackboneConfig(**values)
+    if config.corpus_image_slots not in IMAGE_SLOTS:
+        raise ValueError(f"corpus_image_slots must be one of {IMAGE_SLOTS}, got {config.corpus_image_slots!r}")
+    return config

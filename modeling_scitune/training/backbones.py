@@ -170,29 +170,37 @@ ANSWER_LETTER = re.compile(r"ANSWER: ([A-E])\.$")
 
 class PackedBlocks(NamedTuple):
     input_ids: torch.Tensor
-    labels: torch.Tensor  # -100 on padding and image tokens
-    loss_weights: torch.Tensor  # 1 per token, `answer_loss_weight` on each answer letter
+    labels: torch.Tensor  # -100 on padding and image places
+    loss_weights: torch.Tensor  # 0 on padding and image places, 1 per other token, `answer_loss_weight` on answer letters
 
 
-def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight: float = 1.0) -> PackedBlocks:
+def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight: float = 1.0,
+               slot_words: list[str | None] | None = None) -> PackedBlocks:
     """Token blocks of `block_size` holding whole texts (`<s> text </s>` back to back, padding at the end).
 
     A text is never cut across two blocks unless it is longer than a block: a multiple-choice exchange cut in half
     would teach an answer letter without the options it refers to. Padding is excluded from the loss. The letter of
-    a text's final "ANSWER: X." line gets loss weight `answer_loss_weight` (see BackboneConfig). Padding and image
-    tokens are never targets.
+    a text's final "ANSWER: X." line gets loss weight `answer_loss_weight` (see BackboneConfig). Where `slot_words`
+    gives a text words, its image tokens are replaced by those words' tokens, repeated to fill them (see
+    BackboneConfig.corpus_image_slots). Padding and image places are never targets.
     """
-    pad = tokenizer.pad_token_id
+    pad, image = tokenizer.pad_token_id, getattr(tokenizer, "image_token_id", None)
     blocks, weights, current, current_weights = [], [], [], []
 
     def close_block():
         blocks.append(current + [pad] * (block_size - len(current)))
         weights.append(current_weights + [0.0] * (block_size - len(current)))
 
-    for text in texts:
+    for index, text in enumerate(texts):
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = [tokenizer.bos_token_id] + encoded["input_ids"] + [tokenizer.eos_token_id]
-        text_weights = [1.0] * len(ids)
+        text_weights = [0.0 if token == image else 1.0 for token in ids]
+        words = slot_words[index] if slot_words else None
+        if words and image in ids:
+            word_ids = tokenizer(" " + words, add_special_tokens=False)["input_ids"]
+            places = [position for position, token in enumerate(ids) if token == image]
+            for n, position in enumerate(places):
+                ids[position] = word_ids[n % len(word_ids)]
         match = ANSWER_LETTER.search(text) if answer_loss_weight != 1.0 else None
         if match:
             letter_at = match.start(1)
@@ -210,10 +218,8 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
         current_weights += text_weights
     if current:
         close_block()
-    input_ids = torch.tensor(blocks)
-    image = getattr(tokenizer, "image_token_id", None)
-    labels = input_ids.masked_fill((input_ids == pad) | (input_ids == image), -100)
-    return PackedBlocks(input_ids, labels, torch.tensor(weights))
+    input_ids, loss_weights = torch.tensor(blocks), torch.tensor(weights)
+    return PackedBlocks(input_ids, input_ids.masked_fill(loss_weights == 0, -100), loss_weights)
 
 
 def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor):
@@ -226,7 +232,8 @@ def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor
     return (per_token * loss_weights[:, 1:].reshape(-1)).sum() / (targets != -100).sum()
 
 
-def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> LlamaForCausalLM:
+def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list,
+                slot_words: list[str | None] | None = None) -> LlamaForCausalLM:
     """Causal-LM training on the corpus text, in fixed-length blocks of whole texts (`pack_texts`)."""
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_hidden * 2,
                          num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
@@ -237,10 +244,10 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list) -> 
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(config)
     model.set_attn_implementation(attention_implementation(cfg.attn_implementation))
-    packed = pack_texts(texts, tokenizer, cfg.block_size, cfg.answer_loss_weight)
+    packed = pack_texts(texts, tokenizer, cfg.block_size, cfg.answer_loss_weight, slot_words)
 
     def loss_fn(model, index):
-        if cfg.answer_loss_weight == 1.0:
+        if cfg.answer_loss_weight == 1.0 and cfg.corpus_image_slots == "none":
             return model(input_ids=packed.input_ids[index], labels=packed.labels[index]).loss
         return weighted_causal_lm_loss(model, packed.input_ids[index], packed.labels[index], packed.loss_weights[index])
 
@@ -307,7 +314,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
         for problem in load_scienceqa(sqa_dir, "train").problems:
             shown += [problem if copy == 0 else with_shuffled_options(problem, rng) for copy in range(cfg.option_orders)]
     captions = list(train["caption"])
-    image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.image_tokens_in_corpus else 0
+    image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.corpus_image_slots != "none" else 0
     exchanges = [[user_message(p, "QCM-LEPA"), {"role": "assistant", "content": [
         {"type": "text", "text": build_answer(p, "QCM-LEPA")}]}] for p in shown]  # the text; images stay unread
     texts = corpus_texts(list(train["messages"]), exchanges, image_tokens)
@@ -317,7 +324,11 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     if cfg.sqa_corpus == "compact":
         texts = (corpus_texts(list(train["messages"]), [], image_tokens)
                  + [compact_problem_text(p, image_tokens) for p in shown])
+    slot_words = None
+    if cfg.corpus_image_slots == "figure_type":  # in the order of `texts`: stage-1 rows, then ScienceQA problems
+        slot_words = list(train["figure_type"]) + [p.extra.get("figure_type") for p in shown]
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
+    slot_words = slot_words and slot_words + [None] * (len(texts) - len(slot_words))
     image_processor = figure_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
     if cfg.clip_extra_figures:
@@ -325,7 +336,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
         images, captions = torch.cat([images, extra_images]), captions + extra_captions
     log = {"clip": [], "llama": []}
     clip = train_clip(images, captions, tokenizer, cfg, log["clip"])
-    llama = train_llama(texts, tokenizer, cfg, log["llama"])
+    llama = train_llama(texts, tokenizer, cfg, log["llama"], slot_words)
     for name, model in (("clip", clip), ("llama", llama)):
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
