@@ -533,3 +533,26 @@ def test_corpus_image_slots_setting_is_checked():
     assert load_backbone_config(overrides={"corpus_image_slots": "figure_type"}).corpus_image_slots == "figure_type"
     with pytest.raises(ValueError, match="corpus_image_slots must be one of"):
         load_backbone_config(overrides={"corpus_image_slots": "figure"})
+
+
+def test_stage2_answer_letter_weight_is_trls_loss_plus_the_letters_extra_share(stage1_dir, corpus, tmp_path):
+    """Weight 1 is TRL's own loss; a weight above 1 raises the loss through the answer letter, found in the labels."""
+    from modeling_scitune.training.answer_loss import answer_letter_weights, option_letter_ids
+    from modeling_scitune.training.assemble import load_scitune
+    from modeling_scitune.training.feature_cache import tokenize_row
+
+    losses = {}
+    for weight in (1.0, 1.0001, 4.0):
+        settings = stage2_args(stage1_dir, corpus / "sqa", tmp_path / str(weight), bf16=False, max_steps=1,
+                               learning_rate=1e-12, answer_loss_weight=weight)
+        losses[weight] = run_stage2(settings)["loss_history"][0]["loss"]
+    assert losses[1.0001] == pytest.approx(losses[1.0], rel=1e-3)  # the weighted path computes TRL's loss
+    assert losses[4.0] > losses[1.0] * 1.001
+
+    _, processor = load_scitune(stage1_dir)
+    letters = option_letter_ids(processor.tokenizer)
+    for row in scienceqa_dataset(str(corpus / "sqa"), "QCM-LEPA", "train", 4, 1, 0):
+        labels = torch.tensor([tokenize_row(processor, row["messages"], row["images"], None)["labels"]])
+        marked = labels[answer_letter_weights(labels, letters, 4.0) == 4.0].tolist()
+        answer = row["messages"][-1]["content"][0]["text"]  # "...###\nANSWER: X."
+        assert len(marked) == 1 and processor.tokenizer.decode(marked).strip() == answer[-2], answer

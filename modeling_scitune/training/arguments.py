@@ -45,6 +45,8 @@ class SciTuneArguments:
         "help": "stage 2 ScienceQA target format"})
     option_orders: int = field(default=1, metadata={
         "help": "stage 2: each ScienceQA problem with this many orders of its options (1 = as given)"})
+    answer_loss_weight: float = field(default=1.0, metadata={
+        "help": "stage 2: the loss of each row's answer letter counts this many times (1 = TRL's own loss)"})
     feature_cache: bool = field(default=False, metadata={
         "help": "train on frozen-tower features computed once (the tower is frozen in both stages)"})
     compile: bool = field(default=False, metadata={
@@ -122,6 +124,8 @@ def _check_counts(script: SciTuneArguments, training) -> None:
         value = getattr(script, name)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if script.answer_loss_weight <= 0:
+        raise ValueError(f"answer_loss_weight must be > 0, got {script.answer_loss_weight}")
 
 
 def finalize(stage: str, script: SciTuneArguments, training, model) -> StageArguments:

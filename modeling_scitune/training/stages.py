@@ -58,7 +58,7 @@ def checkpoints_dir(output_dir: str | Path) -> Path:
 
 
 def _train(model, processor, dataset, settings: StageArguments, peft_config=None, data_collator=None) -> dict:
-    from trl import SFTTrainer
+    from .answer_loss import AnswerWeightedSFTTrainer
 
     start = time.perf_counter()
     output_dir = settings.output_dir
@@ -66,8 +66,9 @@ def _train(model, processor, dataset, settings: StageArguments, peft_config=None
     model.set_attn_implementation(attention_implementation(settings.model.attn_implementation or "auto"))
     # LoRA merges into the frozen base weights: they keep their dtype there
     callbacks = [FrozenWeightsInBf16(model)] if args.bf16 and peft_config is None else []
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         peft_config=peft_config, data_collator=data_collator, callbacks=callbacks)
+    trainer = AnswerWeightedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                                       peft_config=peft_config, data_collator=data_collator, callbacks=callbacks,
+                                       answer_loss_weight=settings.script.answer_loss_weight)
     checkpoint, skipped = newest_valid_checkpoint(args.output_dir) if settings.script.resume else (None, [])
     if settings.script.resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", args.output_dir)
