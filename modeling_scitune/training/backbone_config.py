@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -63,14 +64,19 @@ class BackboneConfig:
     # holding the figure's type words over and over. Never scored. Without them the miniature LLM learns answers that
     # nothing before them decides (the figure type of a caption) and letter lookups with no image between the options
     # and the answer; with "figure_type" it learns to read what the image's place says, the way a real LLM reads its
-    # context, and stage 1 teaches the projector to say it.
-    corpus_image_slots: str = "none"
+    # context, and stage 1 teaches the projector to say it. A text with its image places is longer: raise
+    # block_size so it stays whole (256 for 64 image tokens; pack_texts warns about texts it cuts).
+    corpus_image_slots: Literal["none", "image_tokens", "figure_type"] = "none"
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32
     attn_implementation: str = "auto"  # see precision.attention_implementation
     compile: bool = True  # torch.compile the LLaMA pretraining step (one fixed shape: compiles once; see compiling.py)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.corpus_image_slots not in IMAGE_SLOTS:
+            raise ValueError(f"corpus_image_slots must be one of {IMAGE_SLOTS}, got {self.corpus_image_slots!r}")
 
 
 def load_backbone_config(config_file: str | None = None, overrides: dict | None = None) -> BackboneConfig:
@@ -80,7 +86,4 @@ def load_backbone_config(config_file: str | None = None, overrides: dict | None 
     unknown = set(values) - {f.name for f in dataclasses.fields(BackboneConfig)}
     if unknown:
         raise ValueError(f"unknown backbone setting(s): {sorted(unknown)}")
-    config = BackboneConfig(**values)
-    if config.corpus_image_slots not in IMAGE_SLOTS:
-        raise ValueError(f"corpus_image_slots must be one of {IMAGE_SLOTS}, got {config.corpus_image_slots!r}")
-    return config
+    return BackboneConfig(**values)

@@ -11,6 +11,7 @@ exactly as it loads `openai/clip-vit-large-patch14` and a LLaMA checkpoint.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import re
@@ -28,6 +29,8 @@ from .tokenizer import train_tokenizer
 from .compiling import CompiledWithFallback, deterministic_algorithms
 from .precision import attention_implementation, use_bf16
 from .backbone_config import BackboneConfig
+
+logger = logging.getLogger(__name__)
 
 
 def corpus_texts(stage1_rows, sqa_conversations=(), image_tokens: int = 0) -> list[str]:
@@ -186,6 +189,7 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
     """
     pad, image = tokenizer.pad_token_id, getattr(tokenizer, "image_token_id", None)
     blocks, weights, current, current_weights = [], [], [], []
+    cut = 0
 
     def close_block():
         blocks.append(current + [pad] * (block_size - len(current)))
@@ -210,6 +214,7 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
         if current and len(current) + len(ids) > block_size:
             close_block()
             current, current_weights = [], []
+        cut += len(ids) > block_size
         while len(ids) > block_size:
             blocks.append(ids[:block_size])
             weights.append(text_weights[:block_size])
@@ -218,6 +223,9 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
         current_weights += text_weights
     if current:
         close_block()
+    if cut:
+        logger.warning("%d of %d corpus texts are longer than block_size=%d and are cut across blocks (a larger "
+                       "block_size keeps them whole)", cut, len(texts), block_size)
     input_ids, loss_weights = torch.tensor(blocks), torch.tensor(weights)
     return PackedBlocks(input_ids, input_ids.masked_fill(loss_weights == 0, -100), loss_weights)
 
