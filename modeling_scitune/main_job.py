@@ -123,8 +123,9 @@ def embedded_scienceqa(n: int, folder: Path, seed: int) -> str:
     return "reused from the cache" if reused else "built"
 
 
-def miniature_backbones(figures_dir: Path, sqa_dir: Path, folder: Path, cfg) -> str:
-    """The pretrained miniature CLIP + LLaMA, keyed by their settings (precision resolved), seed, data and code."""
+def miniature_backbones(figures_dir: Path, sqa_dir: Path, folder: Path, cfg, language_model: bool = True) -> str:
+    """The pretrained miniature CLIP + LLaMA (CLIP only when `language_model` is False: a real LLM is given), keyed
+    by their settings (precision resolved), seed, data and code."""
     import dataclasses
 
     import torch
@@ -136,9 +137,11 @@ def miniature_backbones(figures_dir: Path, sqa_dir: Path, folder: Path, cfg) -> 
     parts = {"config": {**dataclasses.asdict(cfg), "bf16": cfg.bf16 and bf16_available()},
              "figures": folder_fingerprint(figures_dir, ("*.arrow",)),
              "scienceqa": folder_fingerprint(sqa_dir, ("problems.json", "pid_splits.json")),
-             "code": source_fingerprint(*BACKBONES_CODE), "torch": torch.__version__}
+             "code": source_fingerprint(*BACKBONES_CODE), "torch": torch.__version__,
+             **({} if language_model else {"language_model": False})}
     reused = build_or_reuse("backbones", parts, folder,
-                            lambda target: pretrain_backbones(str(figures_dir), str(target), cfg, sqa_dir=str(sqa_dir)))
+                            lambda target: pretrain_backbones(str(figures_dir), str(target), cfg, sqa_dir=str(sqa_dir),
+                                                              language_model=language_model))
     if reused:
         print("pretrained backbones reused from the cache (delete .cache/scitune/backbones to retrain)", flush=True)
     return "reused from the cache" if reused else "pretrained"
@@ -173,8 +176,12 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "scienceqa": steps.run("ScienceQA-format data", embedded_scienceqa, problems, sqa_dir, seed),
     }
     backbone_cfg = load_backbone_config(overrides={"seed": seed, "bf16": bf16, **(SMOKE["backbones"] if smoke else {})})
-    provenance["backbones"] = steps.run("pretrain backbones (CLIP + LLaMA)", miniature_backbones, figures_dir, sqa_dir,
-                                        out / "backbones", backbone_cfg)
+    if text_model:  # a real LLM stands behind the projector: only CLIP is pretrained
+        provenance["backbones"] = steps.run("pretrain backbones (CLIP only: the LLM is given)", miniature_backbones,
+                                            figures_dir, sqa_dir, out / "backbones", backbone_cfg, False)
+    else:
+        provenance["backbones"] = steps.run("pretrain backbones (CLIP + LLaMA)", miniature_backbones, figures_dir,
+                                            sqa_dir, out / "backbones", backbone_cfg)
     text = str(out / "backbones" / "llama")
     if text_model == "smollm2":
         from .real_backbones import smollm2_folder

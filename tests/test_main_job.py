@@ -29,3 +29,21 @@ def test_main_job_runs_end_to_end_and_is_reproducible(tmp_path):
     assert numbers(second) == numbers(first)
     assert second["timings"]["pretrain backbones (CLIP + LLaMA)"] < first["timings"]["pretrain backbones (CLIP + LLaMA)"]
     assert "Training precision" in (tmp_path / "b" / "report" / "summary.md").read_text()
+
+
+def test_main_job_with_a_given_llm_pretrains_clip_only(tmp_path):
+    """A real LLM behind the projector (here: any local LLaMA folder) skips the miniature LLaMA's pretraining."""
+    from modeling_scitune.training.backbone_config import load_backbone_config
+    from modeling_scitune.training.backbones import pretrain_backbones
+    from modeling_scitune.main_job import SMOKE, embedded_figures, embedded_scienceqa
+
+    embedded_figures(30, tmp_path / "figures", 1), embedded_scienceqa(40, tmp_path / "sqa", 1)
+    cfg = load_backbone_config(overrides=SMOKE["backbones"])
+    pretrain_backbones(str(tmp_path / "figures"), str(tmp_path / "given"), cfg, sqa_dir=str(tmp_path / "sqa"))
+    summary = run_main_job(str(tmp_path / "run"), seed=1, figures=30, problems=40, smoke=True,
+                           text_model=str(tmp_path / "given" / "llama"))
+    assert "pretrain backbones (CLIP only: the LLM is given)" in summary["timings"]
+    assert not any("CLIP + LLaMA" in step for step in summary["timings"])
+    assert (tmp_path / "run" / "backbones" / "clip").is_dir() and not (tmp_path / "run" / "backbones" / "llama").exists()
+    assert summary["text_model"] == str(tmp_path / "given" / "llama")
+    assert summary["scienceqa"]["counts"]["problems"] == 4

@@ -305,8 +305,10 @@ def pixel_values_in_chunks(images, image_processor, chunk_size: int = 256) -> to
     return torch.cat(chunks)
 
 
-def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_dir: str | None = None) -> dict:
-    """Train tokenizer, CLIP and LLaMA on the embedded corpus; save `OUT/clip` and `OUT/llama` HF folders."""
+def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_dir: str | None = None,
+                       language_model: bool = True) -> dict:
+    """Train tokenizer, CLIP and LLaMA on the embedded corpus; save `OUT/clip` and `OUT/llama` HF folders.
+    `language_model=False` trains the tokenizer and CLIP only (a real pretrained LLM will stand behind the projector)."""
     import datasets
 
     from ..scienceqa import load_scienceqa
@@ -342,17 +344,17 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     if cfg.clip_extra_figures:
         extra_images, extra_captions = extra_clip_pairs(data_dir, cfg, image_processor)
         images, captions = torch.cat([images, extra_images]), captions + extra_captions
-    log = {"clip": [], "llama": []}
-    clip = train_clip(images, captions, tokenizer, cfg, log["clip"])
-    llama = train_llama(texts, tokenizer, cfg, log["llama"], slot_words)
-    for name, model in (("clip", clip), ("llama", llama)):
+    log = {"clip": [], "llama": []} if language_model else {"clip": []}
+    trained = {"clip": train_clip(images, captions, tokenizer, cfg, log["clip"])}
+    if language_model:
+        trained["llama"] = train_llama(texts, tokenizer, cfg, log["llama"], slot_words)
+    for name, model in trained.items():
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
     image_processor.save_pretrained(out / "clip")
-    summary = {"clip": "clip", "llama": "llama", "vocab_size": len(tokenizer),
+    summary = {"clip": "clip", "llama": "llama" if language_model else None, "vocab_size": len(tokenizer),
                "clip_pairs": len(captions),
-               "clip_params": sum(p.numel() for p in clip.parameters()),
-               "llama_params": sum(p.numel() for p in llama.parameters()),
+               **{f"{name}_params": sum(p.numel() for p in model.parameters()) for name, model in trained.items()},
                "final_loss": {k: v[-1]["loss"] for k, v in log.items()}, "log": log,
                "wall_time_s": round(time.perf_counter() - start, 1), "config": cfg.__dict__}
     (out / "backbones.json").write_text(json.dumps(summary, indent=2))
