@@ -101,7 +101,7 @@ FIGURES_CODE = ("modeling_scitune.data.synthetic", "modeling_scitune.data.synthe
                 "modeling_scitune.data.instructions", "modeling_scitune.data.records")
 SCIENCEQA_CODE = ("modeling_scitune.scienceqa.synthetic", "modeling_scitune.data.synthetic_figures")
 BACKBONES_CODE = ("modeling_scitune.training.backbones", "modeling_scitune.tiny", "modeling_scitune.scienceqa.formats",
-                  "modeling_scitune.scienceqa.problems")
+                  "modeling_scitune.scienceqa.problems", "modeling_scitune.scienceqa.loaders")
 
 
 def embedded_figures(n: int, folder: Path, seed: int) -> str:
