@@ -67,6 +67,9 @@ class BackboneConfig:
     # context, and stage 1 teaches the projector to say it. A text with its image places is longer: raise
     # block_size so it stays whole (256 for 64 image tokens; pack_texts warns about texts it cuts).
     corpus_image_slots: Literal["none", "image_tokens", "figure_type"] = "none"
+    # Whether ScienceQA texts keep their image's place too (else only the stage-1 answers do): an image between the
+    # options and the answer makes the letter lookup, the skill the miniature LLM learns last, harder to learn.
+    scienceqa_image_slots: bool = True
     llm_batch_size: int = 32
     llm_lr: float = 1e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32

@@ -331,12 +331,16 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     tokenizer = train_tokenizer([text.replace(IMAGE_TOKEN, "") for text in texts] + captions,
                                 vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
                                 isolate_option_letters=cfg.isolate_option_letters)
+    sqa_image_tokens = image_tokens if cfg.scienceqa_image_slots else 0
     if cfg.sqa_corpus == "compact":
         texts = (corpus_texts(list(train["messages"]), [], image_tokens)
-                 + [compact_problem_text(p, image_tokens) for p in shown])
+                 + [compact_problem_text(p, sqa_image_tokens) for p in shown])
+    elif not cfg.scienceqa_image_slots:
+        texts = corpus_texts(list(train["messages"]), [], image_tokens) + corpus_texts([], exchanges)
     slot_words = None
     if cfg.corpus_image_slots == "figure_type":  # in the order of `texts`: stage-1 rows, then ScienceQA problems
-        slot_words = list(train["figure_type"]) + [p.extra.get("figure_type") for p in shown]
+        slot_words = list(train["figure_type"]) + [p.extra.get("figure_type") if sqa_image_tokens else None
+                                                   for p in shown]
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     slot_words = slot_words and slot_words + [None] * (len(texts) - len(slot_words))
     image_processor = figure_image_processor(cfg.image_size)
