@@ -527,6 +527,30 @@ def test_llm_corpus_keeps_each_image_place_as_unscored_image_tokens():
     assert bool((slotted.labels[places] == -100).all()) and bool((slotted.labels[~places] == packed.labels[~places]).all())
 
 
+def test_llm_corpus_puts_figure_types_at_image_places_where_asked():
+    from modeling_scitune.scienceqa.formats import build_answer, user_message
+    from modeling_scitune.scienceqa.problems import Problem
+    from modeling_scitune.training.backbones import llm_corpus
+
+    stage1 = [[{"role": "user", "content": [{"type": "text", "text": "Describe."}, {"type": "image"}]},
+               {"role": "assistant", "content": [{"type": "text", "text": "Bar Chart Yields per crop."}]}]]
+    problem = Problem(pid="1", question="Which type of figure is shown?", choices=["Bar Chart", "Equation"], answer=0,
+                      image="image.png", solution="It shows bars.", extra={"figure_type": "Bar Chart"})
+    exchanges = [[user_message(problem), {"role": "assistant", "content": [{"type": "text", "text": build_answer(problem)}]}]]
+    places = (64 // 8) ** 2
+
+    def corpus(**settings):
+        return llm_corpus(stage1, ["Bar Chart"], [problem], exchanges, BackboneConfig(**settings))
+
+    texts, words = corpus()
+    assert words is None and [t.count("<image>") for t in texts] == [0, 0]  # the default: images left out
+    texts, words = corpus(corpus_image_slots="figure_type")
+    assert words == ["Bar Chart", "Bar Chart"] and [t.count("<image>") for t in texts] == [places, places]
+    texts, words = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=False, sqa_corpus="compact")
+    assert words == ["Bar Chart", None] and [t.count("<image>") for t in texts] == [places, 0]
+    assert texts[1].endswith("ANSWER: A.")
+
+
 def test_corpus_image_slots_setting_is_checked():
     from modeling_scitune.training.backbone_config import load_backbone_config
 

@@ -62,6 +62,24 @@ def compact_problem_text(problem, image_tokens: int = 0) -> str:
             + f"\nANSWER: {problem.answer_letter}.")
 
 
+def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, exchanges: list,
+               cfg: BackboneConfig) -> tuple[list[str], list[str | None] | None]:
+    """The LLM's pretraining texts (stage-1 answers, then ScienceQA problems in `cfg.sqa_corpus` layout, then any
+    lookup drills) and, with `figure_type` image slots, the words each text's image places hold (None: no image)."""
+    image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.corpus_image_slots != "none" else 0
+    sqa_image_tokens = image_tokens if cfg.scienceqa_image_slots else 0
+    if cfg.sqa_corpus == "compact":
+        sqa_texts = [compact_problem_text(p, sqa_image_tokens) for p in problems]
+    else:
+        sqa_texts = corpus_texts([], exchanges, sqa_image_tokens)
+    texts = corpus_texts(stage1_messages, [], image_tokens) + sqa_texts
+    texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
+    if cfg.corpus_image_slots != "figure_type":
+        return texts, None
+    slot_words = list(figure_types) + [p.extra.get("figure_type") if sqa_image_tokens else None for p in problems]
+    return texts, slot_words + [None] * (len(texts) - len(slot_words))
+
+
 def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
     """Generic multiple-choice drills over the corpus vocabulary: find the option that says X, answer its letter.
 
@@ -324,25 +342,12 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
         for problem in load_scienceqa(sqa_dir, "train").problems:
             shown += [problem if copy == 0 else with_shuffled_options(problem, rng) for copy in range(cfg.option_orders)]
     captions = list(train["caption"])
-    image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.corpus_image_slots != "none" else 0
     exchanges = [[user_message(p, "QCM-LEPA"), {"role": "assistant", "content": [
         {"type": "text", "text": build_answer(p, "QCM-LEPA")}]}] for p in shown]  # the text; images stay unread
-    texts = corpus_texts(list(train["messages"]), exchanges, image_tokens)
-    tokenizer = train_tokenizer([text.replace(IMAGE_TOKEN, "") for text in texts] + captions,
-                                vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
+    tokenizer = train_tokenizer([text.replace(IMAGE_TOKEN, "") for text in corpus_texts(train["messages"], exchanges)]
+                                + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
                                 isolate_option_letters=cfg.isolate_option_letters)
-    sqa_image_tokens = image_tokens if cfg.scienceqa_image_slots else 0
-    if cfg.sqa_corpus == "compact":
-        texts = (corpus_texts(list(train["messages"]), [], image_tokens)
-                 + [compact_problem_text(p, sqa_image_tokens) for p in shown])
-    elif not cfg.scienceqa_image_slots:
-        texts = corpus_texts(list(train["messages"]), [], image_tokens) + corpus_texts([], exchanges)
-    slot_words = None
-    if cfg.corpus_image_slots == "figure_type":  # in the order of `texts`: stage-1 rows, then ScienceQA problems
-        slot_words = list(train["figure_type"]) + [p.extra.get("figure_type") if sqa_image_tokens else None
-                                                   for p in shown]
-    texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
-    slot_words = slot_words and slot_words + [None] * (len(texts) - len(slot_words))
+    texts, slot_words = llm_corpus(list(train["messages"]), list(train["figure_type"]), shown, exchanges, cfg)
     image_processor = figure_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
     if cfg.clip_extra_figures:
