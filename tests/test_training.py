@@ -544,7 +544,7 @@ def test_llm_corpus_puts_figure_types_at_image_places_where_asked():
 
     texts, words = corpus(corpus_image_slots="none")
     assert words is None and [t.count("<image>") for t in texts] == [0, 0]  # images left out
-    texts, words = corpus(corpus_image_slots="figure_type")
+    texts, words = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=True)
     assert words == ["Bar Chart", "Bar Chart"] and [t.count("<image>") for t in texts] == [places, places]
     texts, words = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=False, sqa_corpus="compact")
     assert words == ["Bar Chart", None] and [t.count("<image>") for t in texts] == [places, 0]
