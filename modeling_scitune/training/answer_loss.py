@@ -4,7 +4,8 @@ A ScienceQA target is a long lecture and solution followed by one letter; averag
 fraction of a percent of the loss, yet it is all the benchmark scores. A small LLM learns to write the right solution
 long before it learns to find that solution's letter among the options; weighting the letter closes the gap. The
 letter is found in the labels, so every target format that ends with it (QCM-LEPA "ANSWER: X.", QCM-A, QCM-LEA) and
-both collators (plain and feature cache) are covered. Weight 1 is TRL's own loss, unchanged.
+both collators (plain and feature cache) are covered. Weight 1 is TRL's own loss, unchanged; another weight
+computes the loss from the full logits, without TRL's fused LM head and its entropy / token-accuracy logs.
 """
 
 from __future__ import annotations
