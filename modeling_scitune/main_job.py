@@ -149,9 +149,11 @@ def miniature_backbones(figures_dir: Path, sqa_dir: Path, folder: Path, cfg, lan
 
 def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: str | None = None,
                  figures: int = DEFAULTS["figures"], problems: int = DEFAULTS["problems"], smoke: bool = False,
-                 bf16: bool = True) -> dict:
+                 bf16: bool = True, backbones_config: str | None = None) -> dict:
     """Run every step; `smoke=True` shrinks models and steps so the whole path runs in about a minute (tests).
-    `bf16=False` trains in fp32 even where the hardware has native bf16 (what a CPU without it does)."""
+    `bf16=False` trains in fp32 even where the hardware has native bf16 (what a CPU without it does).
+    `backbones_config` is a YAML of BackboneConfig settings for the miniature backbones (as `scitune-train backbones
+    --config` reads), over the defaults."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .evaluation.figure_tasks import run_figure_tasks
     from .scienceqa.evaluate import run_scienceqa
@@ -175,7 +177,8 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "figures": steps.run("stage-1 data (synthetic figures, CTOM)", embedded_figures, figures, figures_dir, seed),
         "scienceqa": steps.run("ScienceQA-format data", embedded_scienceqa, problems, sqa_dir, seed),
     }
-    backbone_cfg = load_backbone_config(overrides={"seed": seed, "bf16": bf16, **(SMOKE["backbones"] if smoke else {})})
+    backbone_cfg = load_backbone_config(backbones_config, overrides={"seed": seed, "bf16": bf16,
+                                                                     **(SMOKE["backbones"] if smoke else {})})
     if text_model:  # a real LLM stands behind the projector: only CLIP is pretrained
         provenance["backbones"] = steps.run("pretrain backbones (CLIP only: the LLM is given)", miniature_backbones,
                                             figures_dir, sqa_dir, out / "backbones", backbone_cfg, False)
@@ -250,10 +253,12 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="miniature models and steps: checks the path in ~1 min")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 where the hardware has it (default); --no-bf16 trains in fp32 everywhere")
+    parser.add_argument("--backbones-config", help="YAML of miniature-backbone settings over the defaults "
+                        "(as `scitune-train backbones --config`)")
     parser.add_argument("--results-file", help="also write the summary into this results file (benchmarks/RESULTS.md)")
     args = parser.parse_args(argv)
     summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke,
-                           args.bf16)
+                           args.bf16, args.backbones_config)
     if args.results_file:
         record_results(summary, args.results_file)
     print("\n" + format_summary(summary))
