@@ -104,6 +104,15 @@ BACKBONES_CODE = ("modeling_scitune.training.backbones", "modeling_scitune.tiny"
                   "modeling_scitune.scienceqa.problems", "modeling_scitune.scienceqa.loaders")
 
 
+def backbone_settings(config_file: str | None, seed: int, bf16: bool, smoke: bool):
+    """The miniature backbones' settings: defaults, then the YAML file, then the job's seed and precision (and the
+    smoke sizes, which win over everything)."""
+    from .training.backbone_config import load_backbone_config
+
+    return load_backbone_config(config_file, overrides={"seed": seed, "bf16": bf16,
+                                                        **(SMOKE["backbones"] if smoke else {})})
+
+
 def embedded_figures(n: int, folder: Path, seed: int) -> str:
     """The stage-1 figure corpus, built or reused from the cache; returns how it was obtained."""
     from .build_cache import build_or_reuse, source_fingerprint
@@ -160,7 +169,6 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     from .training.allocator import keep_freed_memory_for_reuse
     from .training.precision import use_bf16
     from .training.arguments import stage_arguments
-    from .training.backbone_config import load_backbone_config
     from .training.stages import run_stage1, run_stage2
 
     keep_freed_memory_for_reuse()
@@ -177,8 +185,7 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "figures": steps.run("stage-1 data (synthetic figures, CTOM)", embedded_figures, figures, figures_dir, seed),
         "scienceqa": steps.run("ScienceQA-format data", embedded_scienceqa, problems, sqa_dir, seed),
     }
-    backbone_cfg = load_backbone_config(backbones_config, overrides={"seed": seed, "bf16": bf16,
-                                                                     **(SMOKE["backbones"] if smoke else {})})
+    backbone_cfg = backbone_settings(backbones_config, seed, bf16, smoke)
     if text_model:  # a real LLM stands behind the projector: only CLIP is pretrained
         provenance["backbones"] = steps.run("pretrain backbones (CLIP only: the LLM is given)", miniature_backbones,
                                             figures_dir, sqa_dir, out / "backbones", backbone_cfg, False)

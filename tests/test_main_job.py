@@ -47,3 +47,19 @@ def test_main_job_with_a_given_llm_pretrains_clip_only(tmp_path):
     assert (tmp_path / "run" / "backbones" / "clip").is_dir() and not (tmp_path / "run" / "backbones" / "llama").exists()
     assert summary["text_model"] == str(tmp_path / "given" / "llama")
     assert summary["scienceqa"]["counts"]["problems"] == 4
+
+
+def test_backbones_config_file_sets_the_miniature_backbones(tmp_path):
+    """`--backbones-config` values reach the backbones; the job's own seed and precision win over the file."""
+    import pytest
+
+    from modeling_scitune.main_job import backbone_settings
+
+    config = tmp_path / "backbones.yaml"
+    config.write_text("text_hidden: 96\nllm_steps: 7\nseed: 5\n")
+    cfg = backbone_settings(str(config), seed=2, bf16=False, smoke=False)
+    assert (cfg.text_hidden, cfg.llm_steps, cfg.seed, cfg.bf16) == (96, 7, 2, False)
+    assert backbone_settings(None, seed=0, bf16=True, smoke=False).text_hidden != 96
+    config.write_text("text_hiden: 96\n")
+    with pytest.raises(ValueError, match="text_hiden"):
+        backbone_settings(str(config), seed=0, bf16=True, smoke=False)
