@@ -37,9 +37,8 @@ class BackboneConfig:
     # it would lengthen by minutes (configs/backbones-more-figures.yaml turns it on).
     clip_extra_figures: int = 0
     clip_figure_seed: int = 1
-    # A narrow LLaMA at a high learning rate: per step half the work of a wider one, so the schedule fits a CPU
-    # without native bf16, and it learns the option-letter lookup (ScienceQA answers) in as few steps
-    # (benchmarks/RESULTS.md, "main job": the measured schedules).
+    # A narrow LLaMA at a high learning rate: per step about half the work of hidden 192, so the main job fits a CPU
+    # without native bf16 (what it reaches: benchmarks/RESULTS.md, the main_job sections).
     text_hidden: int = 128
     text_layers: int = 4
     text_heads: int = 4
