@@ -4,8 +4,8 @@ SciTune's tuning, side by side.
 
     python benchmarks/bench_backbone_step.py --output-dir OUT [--repeats 2] [--steps 30]
 
-The step is the one `scitune-train backbones` runs for the tiny preset's LLaMA (same model config, 32 x 128-token
-blocks, bf16 autocast where the CPU has it, AdamW, gradient clipping, deterministic kernels). Each configuration runs
+The step is the one `scitune-train backbones` runs for the tiny preset's LLaMA (same model config, batch and
+block size, bf16 autocast where the CPU has it, AdamW, gradient clipping, deterministic kernels). Each configuration runs
 in a fresh process (malloc thresholds and compiled graphs are process-wide), in alternating order over the repeats;
 each process warms up (compiles) first, then times `--steps` steps (mean ms/step). Prints the median over repeats per
 configuration and the speed-up over eager + default malloc; writes OUT/backbone_step.json.

@@ -114,6 +114,24 @@ def test_llm_pretraining_blocks_keep_each_text_whole():
     assert torch.equal(weights, (blocks != tokenizer.pad_token_id).float())  # weight 1 by default
 
 
+def test_llm_pretraining_blocks_fill_gaps_first_fit():
+    """A short text goes into the gap an earlier block left, not into a new block: less padding per step."""
+    from modeling_scitune.tiny import default_corpus, train_tokenizer
+    from modeling_scitune.training.backbones import pack_texts
+
+    tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
+    length = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 2  # noqa: E731
+    long_text, short_text = "the loss falls over the steps " * 3, "a figure"
+    block_size = length(long_text) + length(short_text) + 1
+    assert 2 * length(long_text) > block_size  # two long texts never share a block
+    packed = pack_texts([long_text, long_text, short_text, short_text], tokenizer, block_size=block_size)
+    assert len(packed.input_ids) == 2  # back to back would need three blocks
+    rows = [tokenizer.decode(row[row != tokenizer.pad_token_id]) for row in packed.input_ids]
+    assert all(row.count(short_text) == 1 for row in rows)
+    fill = (packed.input_ids != tokenizer.pad_token_id).float().mean().item()
+    assert fill > 0.9
+
+
 def test_answer_letter_loss_weight_marks_exactly_the_answer_letters():
     from transformers import LlamaConfig, LlamaForCausalLM
 

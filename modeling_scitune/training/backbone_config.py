@@ -44,8 +44,11 @@ class BackboneConfig:
     text_heads: int = 4
     text_kv_heads: int = 2
     vocab_size: int = 1200
-    block_size: int = 128
-    llm_steps: int = 4400  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
+    # 16 blocks of 256 tokens per step, filled first-fit (see backbones.pack_texts): a corpus text averages ~80 tokens,
+    # so 128-token blocks held one or two texts and a third of each step was padding; 256-token blocks are ~90% text,
+    # and a step of the same 4096 tokens carries ~1.45 times the text for ~1.15 times the time.
+    block_size: int = 256
+    llm_steps: int = 2000  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
     # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
     # LLM corpus: a real pretrained LLM has read plenty of such text; these never contain a ScienceQA problem. Off by
     # default: they crowd the caption text out of a small LM, which the frozen-LM stage 1 then pays for.
@@ -54,13 +57,13 @@ class BackboneConfig:
     isolate_option_letters: bool = True
     # Each ScienceQA problem in the LLM corpus appears with this many orders of its options (see stage 2's setting):
     # finding the answer's letter among the options, not memorising it, is what takes the miniature LLM longest.
-    option_orders: int = 4
+    option_orders: int = 8
     # How ScienceQA problems enter the LLM corpus: "chat" = the full QCM-LEPA exchange; "compact" = question, options,
     # solution and answer line only (fewer tokens per problem for the same letter-lookup practice).
     sqa_corpus: str = "chat"
     # The loss of each ScienceQA answer letter counts this many times in LLM pretraining: the letter is the only token
     # that teaches finding the answer among the options, the skill the miniature LLM learns last.
-    answer_loss_weight: float = 1.0
+    answer_loss_weight: float = 5.0
     # What stands at each image's place in the LLM corpus: "none" = nothing (the image is left out); "image_tokens" =
     # (image_size / patch_size)^2 image tokens, as many as the stages will fill; "figure_type" = as many tokens again,
     # holding the figure's type words over and over. Never scored. Without them the miniature LLM learns answers that
@@ -72,7 +75,7 @@ class BackboneConfig:
     # Whether ScienceQA texts keep their image's place too (else only the stage-1 answers do): an image between the
     # options and the answer makes the letter lookup, the skill the miniature LLM learns last, harder to learn.
     scienceqa_image_slots: bool = True
-    llm_batch_size: int = 32
+    llm_batch_size: int = 16
     llm_lr: float = 2e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32
     attn_implementation: str = "auto"  # see precision.attention_implementation

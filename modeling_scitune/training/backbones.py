@@ -196,23 +196,45 @@ class PackedBlocks(NamedTuple):
 
 
 def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight: float = 1.0,
-               slot_words: list[str | None] | None = None) -> PackedBlocks:
+               slot_words: list[str | None] | None = None, open_blocks: int = 64) -> PackedBlocks:
     """Token blocks of `block_size` holding whole texts (`<s> text </s>` back to back, padding at the end).
 
     A text is never cut across two blocks unless it is longer than a block: a multiple-choice exchange cut in half
-    would teach an answer letter without the options it refers to. Padding is excluded from the loss. The letter of
-    a text's final "ANSWER: X." line gets loss weight `answer_loss_weight` (see BackboneConfig). Where `slot_words`
-    gives a text words, its image tokens are replaced by those words' tokens, repeated to fill them (see
-    BackboneConfig.corpus_image_slots). Padding and image places are never targets.
+    would teach an answer letter without the options it refers to. Each text goes into the first of the last
+    `open_blocks` blocks it fits in (first fit), so short texts fill the gaps long ones leave: padding is compute the
+    pretraining step spends on nothing. Padding is excluded from the loss. The letter of a text's final "ANSWER: X."
+    line gets loss weight `answer_loss_weight` (see BackboneConfig). Where `slot_words` gives a text words, its image
+    tokens are replaced by those words' tokens, repeated to fill them (see BackboneConfig.corpus_image_slots).
+    Padding and image places are never targets.
     """
     pad, image = tokenizer.pad_token_id, getattr(tokenizer, "image_token_id", None)
-    blocks, weights, current, current_weights = [], [], [], []
+    blocks: list[list[int]] = []
+    weights: list[list[float]] = []
     cut = 0
+    for ids, text_weights in _encoded_texts(texts, tokenizer, answer_loss_weight, slot_words, image):
+        cut += len(ids) > block_size
+        while len(ids) > block_size:  # a text longer than a block: whole blocks of it, the rest packed as any text
+            blocks.append(ids[:block_size])
+            weights.append(text_weights[:block_size])
+            ids, text_weights = ids[block_size:], text_weights[block_size:]
+        first_open = max(len(blocks) - open_blocks, 0)
+        target = next((b for b in range(first_open, len(blocks)) if len(blocks[b]) + len(ids) <= block_size), None)
+        if target is None:
+            blocks.append([])
+            weights.append([])
+            target = len(blocks) - 1
+        blocks[target] += ids
+        weights[target] += text_weights
+    if cut:
+        logger.warning("%d of %d corpus texts are longer than block_size=%d and are cut across blocks (a larger "
+                       "block_size keeps them whole)", cut, len(texts), block_size)
+    input_ids = torch.tensor([block + [pad] * (block_size - len(block)) for block in blocks])
+    loss_weights = torch.tensor([row + [0.0] * (block_size - len(row)) for row in weights])
+    return PackedBlocks(input_ids, input_ids.masked_fill(loss_weights == 0, -100), loss_weights)
 
-    def close_block():
-        blocks.append(current + [pad] * (block_size - len(current)))
-        weights.append(current_weights + [0.0] * (block_size - len(current)))
 
+def _encoded_texts(texts, tokenizer, answer_loss_weight, slot_words, image):
+    """Each text as (`<s> ids </s>`, per-token loss weights): image places 0, its answer letter `answer_loss_weight`."""
     for index, text in enumerate(texts):
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = [tokenizer.bos_token_id] + encoded["input_ids"] + [tokenizer.eos_token_id]
@@ -229,23 +251,7 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
             for position, (start, end) in enumerate(encoded["offset_mapping"]):
                 if start <= letter_at < end:
                     text_weights[position + 1] = answer_loss_weight
-        if current and len(current) + len(ids) > block_size:
-            close_block()
-            current, current_weights = [], []
-        cut += len(ids) > block_size
-        while len(ids) > block_size:
-            blocks.append(ids[:block_size])
-            weights.append(text_weights[:block_size])
-            ids, text_weights = ids[block_size:], text_weights[block_size:]
-        current += ids
-        current_weights += text_weights
-    if current:
-        close_block()
-    if cut:
-        logger.warning("%d of %d corpus texts are longer than block_size=%d and are cut across blocks (a larger "
-                       "block_size keeps them whole)", cut, len(texts), block_size)
-    input_ids, loss_weights = torch.tensor(blocks), torch.tensor(weights)
-    return PackedBlocks(input_ids, input_ids.masked_fill(loss_weights == 0, -100), loss_weights)
+        yield ids, text_weights
 
 
 def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor):
