@@ -2,10 +2,10 @@
 
 Why: glibc's malloc serves every block above 128 KiB (activations, gradients, logits) with a fresh `mmap` and
 returns it with `munmap` when freed. A training step frees and re-allocates the same large tensors every time, so
-each step pays the kernel for mapping pages and zero-filling them on first touch. Measured on this 2-core CPU, the
-tiny preset's compiled bf16 LLaMA step (32 x 128 tokens, fused AdamW) took 136 ms by default and 100 ms with the
-thresholds below; `optimizer.zero_grad()` alone went from ~6 ms to 0.1 ms. Numerics are untouched (same kernels,
-same order); the cost is that the process keeps its peak heap instead of shrinking between steps.
+each step pays the kernel for mapping pages and zero-filling them on first touch; it pays most where steps are short
+(the miniature backbones' pretraining step; `python benchmarks/bench_backbone_step.py` measures it). Numerics are
+untouched (same kernels, same order); the cost is that the process keeps its peak heap instead of shrinking between
+steps.
 
 Same effect as `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` in the environment (or tcmalloc / jemalloc, which
 Intel's PyTorch CPU guide recommends), but applied from inside the process, so `scitune-train`, the main job and the
