@@ -44,9 +44,9 @@ class BackboneConfig:
     text_heads: int = 4
     text_kv_heads: int = 2
     vocab_size: int = 1200
-    # 16 blocks of 256 tokens per step, filled first-fit (see backbones.pack_texts): a corpus text averages ~80 tokens,
-    # so 128-token blocks held one or two texts and a third of each step was padding; 256-token blocks are ~90% text,
-    # and a step of the same 4096 tokens carries ~1.45 times the text for ~1.15 times the time.
+    # 16 blocks of 256 tokens per step, filled first fit (see backbones.pack_texts): most corpus texts are longer than
+    # a third of 128 tokens, so 128-token blocks held one or two whole texts and much of each step was padding; longer
+    # blocks filled first fit carry more text per step for the same number of tokens (measured: benchmarks/RESULTS.md).
     block_size: int = 256
     llm_steps: int = 2000  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
     # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
