@@ -41,6 +41,35 @@ def test_embedded_set_fills_every_category(sqa_dir):
     assert conversation["messages"][1]["content"][0]["text"].endswith(".") and len(conversation["images"]) == 1
 
 
+def test_training_rows_store_the_image_files_pixels(sqa_dir, tmp_path):
+    """RGB files go into the training rows as their own bytes (no decode and re-encode); another mode is converted;
+    a damaged file is named with its problem."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from modeling_scitune.scienceqa.training_rows import scienceqa_dataset
+
+    folder = tmp_path / "sqa"
+    shutil.copytree(sqa_dir, folder)
+    problems = load_lupantech(folder, "train").problems
+    with_image = [p for p in problems if p.has_image]
+    rgba, damaged = with_image[0], with_image[1]
+    Image.open(rgba.image).convert("RGBA").save(rgba.image)
+    expected = {p.pid: np.asarray(p.load_image()) for p in with_image}
+    stored_bytes = Path(with_image[2].image).read_bytes()
+    rows = scienceqa_dataset(str(folder), "QCM-LEPA", "train")
+    decoded = [row["images"][0] for row in rows if row["images"]]
+    assert len(decoded) == len(with_image) and all(image.mode == "RGB" for image in decoded)
+    assert all(np.array_equal(np.asarray(image), expected[p.pid]) for image, p in zip(decoded, with_image))
+    undecoded = rows.cast_column("images", datasets.List(datasets.Image(decode=False)))
+    assert undecoded[problems.index(with_image[2])]["images"][0]["bytes"] == stored_bytes
+    Path(damaged.image).write_bytes(Path(damaged.image).read_bytes()[:200])
+    with pytest.raises(OSError, match=f"problem {damaged.pid}: image .*image.png cannot be read"):
+        scienceqa_dataset(str(folder), "QCM-LEPA", "train")
+
+
 def test_hf_parquet_layout_loads_the_same_problems(sqa_dir, tmp_path):
     lupantech = load_lupantech(sqa_dir, "test").problems
     rows = [{"image": {"bytes": p.image.read_bytes(), "path": None} if p.has_image else None, "question": p.question, "choices": p.choices,

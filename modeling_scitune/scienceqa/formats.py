@@ -93,10 +93,11 @@ def user_message(problem: Problem, fmt: str = "QCM-LEPA") -> dict:
     return {"role": "user", "content": content}
 
 
-def to_conversation(problem: Problem, fmt: str = "QCM-LEPA") -> dict:
-    """TRL conversational vision row: `messages` (user + assistant) and `images` (0 or 1 image)."""
+def to_conversation(problem: Problem, fmt: str = "QCM-LEPA", load_image=Problem.load_image) -> dict:
+    """TRL conversational vision row: `messages` (user + assistant) and `images` (0 or 1 image, as `load_image`
+    returns it: a decoded RGB image by default)."""
     return {
         "messages": [user_message(problem, fmt),
                      {"role": "assistant", "content": [{"type": "text", "text": build_answer(problem, fmt)}]}],
-        "images": [problem.load_image()] if problem.has_image else [],
+        "images": [load_image(problem)] if problem.has_image else [],
     }

@@ -51,6 +51,8 @@ class Problem:
                 return image.convert("RGB")
         except Image.DecompressionBombError as err:  # not an OSError: a crafted header, refused with its reason
             raise ValueError(f"problem {self.pid}: image {path} refused ({err})") from err
+        except OSError as err:  # not an image, truncated, damaged: PIL's message alone names no file
+            raise OSError(f"problem {self.pid}: image {path} cannot be read ({err})") from err
 
 
 def with_shuffled_options(problem: Problem, rng) -> Problem:
