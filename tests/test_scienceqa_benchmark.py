@@ -199,3 +199,39 @@ def test_hostile_scienceqa_inputs_are_refused_or_reported(sqa_dir, tmp_path):
     bomb = next(p for p in loaded.problems if p.pid == bomb_pid)
     ready, errors = _load_images([bomb])
     assert not ready and errors[0]["pid"] == bomb_pid and "decompression" in errors[0]["error"].lower()
+
+
+def test_letter_lookup_scores_the_letter_right_after_the_gold_solution(sqa_dir, tiny_linear_dir, tmp_path):
+    import torch
+
+    from modeling_scitune.evaluation.generation import load_model
+    from modeling_scitune.scienceqa.letter_lookup import answer_position, same_form_letter_ids
+    from modeling_scitune.training.answer_loss import option_letter_ids
+
+    out = tmp_path / "lookup.json"
+    assert load_script("run_letter_lookup").main(["--model", str(tiny_linear_dir), "--data", str(sqa_dir), "--limit",
+                                                  "12", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    model, processor = load_model(str(tiny_linear_dir))
+    letters = set(option_letter_ids(processor.tokenizer).tolist())
+    problems = load_lupantech(sqa_dir, "test").problems[:12]
+    assert any(p.has_image for p in problems) and any(not p.has_image for p in problems)
+    hits = 0
+    for problem in problems:
+        conversation = to_conversation(problem)
+        text = processor.apply_chat_template(conversation["messages"], tokenize=False)
+        inputs = processor(text=text, images=conversation["images"] or None, return_tensors="pt")
+        ids = inputs["input_ids"][0].tolist()
+        position = answer_position(ids, letters)
+        assert processor.tokenizer.decode(ids[position - 8:position + 2]).replace(" ", "").endswith(
+            f"ANSWER:{problem.answer_letter}.")
+        candidates = same_form_letter_ids(processor.tokenizer, ids[position], len(problem.choices))
+        assert candidates[problem.answer] == ids[position]
+        prefix = {**inputs, "input_ids": inputs["input_ids"][:, :position],
+                  "attention_mask": inputs["attention_mask"][:, :position]}
+        with torch.inference_mode():  # the same letter through generate, from the tokens before the answer
+            generated = model.generate(**prefix, max_new_tokens=1, do_sample=False, output_scores=True,
+                                       return_dict_in_generate=True)
+        hits += int(torch.argmax(generated.scores[0][0][candidates])) == problem.answer
+    assert report["problems"] == len(problems) == sum(report["picked_letters"].values())
+    assert report["accuracy"] == round(100 * hits / len(problems), 2)
