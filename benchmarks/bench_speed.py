@@ -14,7 +14,9 @@ stage 2 runs it (`stage2_train`: the tower is frozen in stage 2 too, so SciTune 
 `feature_cache: true` does; it pays off from the second epoch, the paper's stage 2 runs 12; its language model compiled
 as `compile: true` in configs/stage2.yaml trains it) and from the same collated
 pixel batch for both models (`stage2_model_step`: both run the tower, both eager),
-greedy generation tokens/s at batch 1 and 8, and peak memory of a stage-1 step (resident-set growth, each model in a
+greedy generation tokens/s at batch 1 and 8 (SciTune as its long evaluations decode: a static KV cache and a compiled
+language model, `evaluation.generation.compile_for_decoding`; LLaVA as `generate` runs by default; the same tokens,
+checked: `generate_same_tokens`), and peak memory of a stage-1 step (resident-set growth, each model in a
 fresh process; lower is better, so that ratio should be <= 1). MFU = 6 * (LLM + projector params) * LLM tokens/s over the fp32/bf16 matmul
 FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/speed.png and prints a table.
 
@@ -205,8 +207,9 @@ def whole_step_batches(dataset, collator):
     return lambda: collator([dataset[i] for i in range(BATCH)])
 
 
-def generate_speed(model, processor, rows, batch_size: int, autocast, calls: int = 3) -> float:
-    """Greedy tokens/s of the fastest of `calls` generate calls."""
+def generate_speed(model, processor, rows, batch_size: int, autocast, calls: int = 3):
+    """Greedy tokens/s of the fastest of `calls` generate calls (after one untimed call of the same shape: a compiled
+    model compiles there), and the generated ids."""
     import torch
 
     processor.tokenizer.padding_side = "left"
@@ -217,13 +220,13 @@ def generate_speed(model, processor, rows, batch_size: int, autocast, calls: int
     model.eval()
     kwargs = {"max_new_tokens": NEW_TOKENS, "min_new_tokens": NEW_TOKENS, "do_sample": False}
     with torch.inference_mode(), autocast():
-        model.generate(**inputs, max_new_tokens=2, do_sample=False)
+        model.generate(**inputs, **kwargs)
         times = []
         for _ in range(calls):
             start = time.perf_counter()
-            model.generate(**inputs, **kwargs)
+            output = model.generate(**inputs, **kwargs)
             times.append(time.perf_counter() - start)
-        return batch_size * NEW_TOKENS / min(times)
+        return batch_size * NEW_TOKENS / min(times), output
 
 
 def reference_scienceqa_loop(llava, processor, problems, max_new_tokens: int) -> list[str]:
@@ -326,6 +329,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
 
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
+    from modeling_scitune.evaluation.generation import compile_for_decoding
     from modeling_scitune.training.compiling import compile_in_place
     from modeling_scitune.training.feature_cache import CachedFeatureCollator
 
@@ -334,6 +338,10 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     # Generation and the ScienceQA loop run on copies taken before any training step: the timed steps below update
     # each model's weights along its own path, and "same answers" needs the same weights on both sides.
     untrained = {"scitune": copy.deepcopy(scitune), "llava": copy.deepcopy(llava)}
+    # Generation as SciTune's evaluation runs it over long benchmarks (static KV cache, compiled language model:
+    # evaluation.generation.compile_for_decoding); LLaVA's as `generate` runs by default.
+    decoding = copy.deepcopy(scitune)
+    compile_for_decoding(decoding)
     start = time.perf_counter()
     with torch.no_grad():
         features = scitune.model.encode_images(batch["pixel_values"]).last_hidden_state  # the stage-1 cache, built once
@@ -374,8 +382,11 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
             with trained_as_packaged(model, label, "stage2", dtype_name):
                 raw["stage2_model_step"][label].append(train_steps(model, batch, steps, autocast))
         for batch_size in (1, 8):
-            for label, model in untrained.items():
-                raw[f"generate_b{batch_size}"][label].append(generate_speed(model, processor, rows, batch_size, autocast))
+            outputs = {}
+            for label, model in (("scitune", decoding), ("llava", untrained["llava"])):
+                speed, outputs[label] = generate_speed(model, processor, rows, batch_size, autocast)
+                raw[f"generate_b{batch_size}"][label].append(speed)
+            raw.setdefault("generate_same_tokens", []).append(bool(torch.equal(outputs["scitune"], outputs["llava"])))
         if sqa_dir is not None:  # end-to-end ScienceQA evaluation, problems/s (scitune protocol, both passes)
             with autocast():
                 timed = scienceqa_eval_seconds(untrained["scitune"], untrained["llava"], processor, sqa_dir,
@@ -385,6 +396,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
             raw.setdefault("scienceqa_same_answers", []).append(f"{timed['same_answers']}/{timed['problems']}")
     shutil.rmtree(cache_dir, ignore_errors=True)
     same_answers = raw.pop("scienceqa_same_answers", [])
+    same_tokens = raw.pop("generate_same_tokens", [])
     if not raw["scienceqa_eval"]["scitune"]:
         raw.pop("scienceqa_eval")
     # Peak memory of a stage-1 step, each model in a fresh process (a shared allocator would blur the comparison).
@@ -401,7 +413,7 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
            for label in ("scitune", "llava")}
     params = {"scitune": sum(p.numel() for p in scitune.parameters()), "llava": sum(p.numel() for p in llava.parameters())}
     return {"ratios": result, "raw": raw, "mfu": mfu, "attn_implementation": attn, "params": params,
-            "scienceqa_same_answers": same_answers, "cache_build_s": round(cache_build_s, 3),
+            "scienceqa_same_answers": same_answers, "generate_same_tokens": same_tokens, "cache_build_s": round(cache_build_s, 3),
             "tokens_per_sample": tokens_per_sample, "matmul_flops": peak_flops}
 
 
@@ -511,6 +523,8 @@ def main(argv=None):
             print(f"{size + '/' + dtype:<16} {'MFU':<27} scitune {block['mfu']['scitune']:.2%}  llava {block['mfu']['llava']:.2%}")
             if block.get("scienceqa_same_answers"):
                 print(f"{size + '/' + dtype:<16} scienceqa_eval same answers: {', '.join(block['scienceqa_same_answers'])}")
+            if block.get("generate_same_tokens"):
+                print(f"{size + '/' + dtype:<16} generate same tokens: {block['generate_same_tokens']}")
     for item in skipped:
         print(f"skipped: {item}")
     write_results_section(Path(args.results_file), "bench_speed", speed_markdown(report))
@@ -532,6 +546,10 @@ def speed_markdown(report: dict) -> str:
         for dtype, block in result["by_dtype"].items():
             cells = [str(block["ratios"].get(k, {}).get("median", "-")) for k in keys]
             lines.append(f"| {size} / {dtype} | " + " | ".join(cells) + " |")
+    checks = [f"{size} / {dtype}: generation same tokens {block.get('generate_same_tokens')}, ScienceQA same answers "
+              f"{block.get('scienceqa_same_answers')}" for size, result in report["sizes"].items()
+              for dtype, block in result["by_dtype"].items()]
+    lines += ["", "Same outputs as LLaVA (per repeat): " + "; ".join(checks) + "."]
     if report["skipped"]:
         lines += ["", "Skipped: " + "; ".join(report["skipped"]) + "."]
     return "\n".join(lines)

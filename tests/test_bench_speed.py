@@ -88,3 +88,30 @@ def test_bench_size_compares_answers_of_models_with_the_same_weights(tmp_path):
                               sqa_dir=str(tmp_path / "sqa"), memory_probes=1)
     assert result["scienceqa_same_answers"] == [f"{bench.SQA_PROBLEMS}/{bench.SQA_PROBLEMS}"]
     assert set(result["ratios"]) >= {"stage1_train", "generate_b1", "generate_b8", "scienceqa_eval", "peak_memory"}
+
+
+def test_compiled_static_cache_decoding_gives_the_plain_greedy_tokens(tmp_path):
+    """The fast path (static KV cache + compiled language model) decodes the same tokens as eager greedy decoding:
+    run_scienceqa with it writes the same answers, over batches of different shapes and both passes."""
+    import copy
+    import json
+
+    from modeling_scitune.evaluation.generation import compile_for_decoding
+    from modeling_scitune.scienceqa.evaluate import run_scienceqa
+    from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
+    from modeling_scitune.training.compiling import compile_available
+
+    bench = load_bench()
+    scitune, _, processor, _, _ = bench.build_pair(bench.SIZES["micro"], attn_implementation="eager")
+    scitune.eval()
+    probe = copy.deepcopy(scitune)
+    assert compile_for_decoding(probe) == compile_available()[0]
+    assert probe.generation_config.cache_implementation == ("static" if compile_available()[0] else None)
+
+    write_synthetic_scienceqa(60, tmp_path / "sqa", seed=1, workers=1, progress=False)
+    predictions = {}
+    for name, model, compiled in (("plain", scitune, False), ("fast", copy.deepcopy(scitune), True)):
+        run_scienceqa(None, str(tmp_path / "sqa"), str(tmp_path / name), batch_size=4, max_new_tokens=10,
+                      model=model, processor=processor, progress=False, compile_decoding=compiled)
+        predictions[name] = [json.loads(line)["text"] for line in (tmp_path / name / "predictions.jsonl").open()]
+    assert len(predictions["plain"]) == 6 and predictions["fast"] == predictions["plain"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..evaluation.generation import Sampling, generate_texts, load_model
+from ..evaluation.generation import Sampling, compile_for_decoding, generate_texts, load_model
 from .loaders import load_scienceqa
 from .predictions import PredictionsFile, drop_partial_last_line, given_prediction, read_predictions
 from .problems import Problem
@@ -123,11 +123,13 @@ def run_scienceqa(model_dir: str | None, data_dir: str, output_dir: str, split: 
                   limit: int | None = None, max_new_tokens: int | None = None, temperature: float = 0.0,
                   seed: int = 0, image_newline: str = "kept", score_only: bool = False,
                   predictions_file: str | None = None, progress: bool = True, model=None, processor=None,
-                  allow_images_outside: bool = False) -> dict:
+                  allow_images_outside: bool = False, compile_decoding: bool = False) -> dict:
     """Evaluate (or, with `score_only`, rescore) one split; writes predictions, answers, scores and the report.
 
     `image_newline` (scitune protocol): "kept" tokenizes as the published evaluation did (the newline before an
-    image stays), "stripped" as training did (and as the processor does)."""
+    image stays), "stripped" as training did (and as the processor does). `compile_decoding` decodes with a static
+    KV cache and a compiled language model (`evaluation.generation.compile_for_decoding`: same answers; pays over
+    thousands of problems)."""
     chosen = get_protocol(protocol)
     if conversation not in CONVERSATIONS:
         raise ValueError(f"conversation {conversation!r}: choose one of {CONVERSATIONS}")
@@ -144,6 +146,8 @@ def run_scienceqa(model_dir: str | None, data_dir: str, output_dir: str, split: 
     if not score_only:
         if model is None:
             model, processor = load_model(model_dir)
+        if compile_decoding:
+            compile_for_decoding(model)
         if protocol == "scitune" and image_newline == "kept":
             processor = published_eval_processor(processor)
         # Problems of similar prompt length share a batch (image problems together): less padding to compute.
