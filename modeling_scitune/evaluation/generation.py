@@ -47,9 +47,9 @@ def compile_for_decoding(model) -> bool:
     cache every step of a `generate` call has the same shapes, so the compiled step is reused for each new token.
     Greedy tokens are the same as eager decoding's. It pays over long evaluations (thousands of problems): the first
     call of each new batch shape compiles again (seconds on a CPU; past Dynamo's recompile limit, further shapes run
-eagerly, with the same tokens). On CUDA transformers compiles a static-cache
-    `generate` by itself; the language model compiled here serves CPUs too. Not for a model that will be saved: the
-    static cache becomes its saved default."""
+    eagerly, with the same tokens). On CUDA transformers compiles a static-cache `generate` by itself; the language
+    model compiled here serves CPUs too. Not for a model that will be saved: the static cache becomes its saved
+    default."""
     from ..training.compiling import compile_in_place
 
     if not compile_in_place(model.model.language_model):

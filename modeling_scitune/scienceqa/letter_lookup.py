@@ -2,9 +2,9 @@
 
 The ScienceQA score mixes two skills: writing the right solution and then finding that solution's option letter
 among the options. A small LLM learns the second last, and a wrong letter after a right solution looks the same as a
-wrong solution in the score. Scoring the letter alone (one forward pass per problem over its training conversation, the argmax
-over the problem's own option letters where the answer letter stands) measures the lookup by itself, in seconds, without
-generation.
+wrong solution in the score. Scoring the letter alone (one forward pass per problem over its training conversation,
+the argmax over the problem's own option letters where the answer letter stands) measures the lookup by itself, in
+seconds, without generation.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from .formats import to_conversation
 from .problems import LETTERS, Problem
 
 
-
 def answer_position(input_ids: list[int], letter_ids: set[int]) -> int:
     """Where the answer letter stands: the last lone option-letter token of the conversation ("ANSWER: X.")."""
-    return max(i for i, token in enumerate(input_ids) if token in letter_ids)
+    positions = [i for i, token in enumerate(input_ids) if token in letter_ids]
+    if not positions:
+        raise ValueError("no lone option-letter token (A-E) in the conversation: this tokenizer writes the answer "
+                         "letter inside a longer token, so the letter cannot be scored alone")
+    return positions[-1]
 
 
 def same_form_letter_ids(tokenizer, gold_id: int, n: int) -> list[int]:
