@@ -65,6 +65,9 @@ def format_summary(summary: dict) -> str:
         f"Training precision: {summary['precision']}; data and backbones: "
         + ", ".join(f"{name} {how}" for name, how in summary["provenance"].items()) + ".",
         "",
+        *([f"Pretrained miniature LLaMA alone, teacher-forced answer letters on the {lookup['split']} split's "
+           f"{lookup['text_only_problems']} text-only ScienceQA problems: {lookup['accuracy']}%", ""]
+          if (lookup := summary.get("llama_letter_lookup")) else []),
         f"Stage-1 model (projector only, both towers frozen), held-out figures ({fig['examples']}):",
         f"- figure-type accuracy: **{fig['figure_type_accuracy']}%** (chance {fig['chance']}%)",
         "- per type: " + ", ".join(f"{k} {v}%" for k, v in fig["per_type_accuracy"].items()),
@@ -226,6 +229,8 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "precision": precision,
         "provenance": provenance,
         "text_model": text_model or "pretrained tiny LLaMA",
+        "llama_letter_lookup": json.loads((out / "backbones" / "backbones.json").read_text()).get("llama_letter_lookup")
+        if not text_model else None,
         "figure_tasks": {k: figure_result[k] for k in ("figure_type_accuracy", "chance", "per_type_accuracy",
                                                         "google_bleu", "rougeL", "examples")},
         "scienceqa": {k: sqa_result[k] for k in ("official", "scitune_style", "chance", "per_grade", "counts",

@@ -598,3 +598,41 @@ def test_stage2_answer_letter_weight_is_trls_loss_plus_the_letters_extra_share(s
         marked = labels[answer_letter_weights(labels, letters, 4.0) == 4.0].tolist()
         answer = row["messages"][-1]["content"][0]["text"]  # "...###\nANSWER: X."
         assert len(marked) == 1 and processor.tokenizer.decode(marked).strip() == answer[-2], answer
+
+
+def test_length_column_counts_the_tokens_the_stage_feeds_the_model(stage1_dir, corpus, tmp_path):
+    """group_by_length: each row's `length` is exactly its tokenized conversation (image tokens expanded), for image
+    and text-only rows; stage 2 trains with the Trainer's length-grouped sampler on it."""
+    from modeling_scitune.training.assemble import load_scitune
+    from modeling_scitune.training.feature_cache import tokenize_row
+    from modeling_scitune.training.length_grouping import with_token_lengths
+
+    model, processor = load_scitune(stage1_dir)
+    rows = scienceqa_dataset(str(corpus / "sqa"), "QCM-LEPA", "train")
+    with_lengths = with_token_lengths(rows, processor, model.config.image_seq_length)
+    assert {bool(row["images"]) for row in rows} == {True, False}
+    for row, length in zip(rows, with_lengths["length"]):
+        assert length == len(tokenize_row(processor, row["messages"], row["images"], None)["input_ids"])
+    summary = run_stage2(stage2_args(stage1_dir, corpus / "sqa", tmp_path, train_sampling_strategy="group_by_length",
+                                     bf16=False))
+    assert summary["global_step"] == 4 and summary["config"]["train_sampling_strategy"] == "group_by_length"
+
+
+def test_backbones_record_the_llms_letter_lookup_as_the_stage1_model_reads_it(corpus, stage1_dir):
+    """backbones.json holds the pretrained LLaMA's teacher-forced answer letters on the val split's text-only
+    problems; read through the bare tokenizer they are the letters the stage-1 model (the same frozen LLM) picks."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from modeling_scitune.scienceqa import load_scienceqa
+    from modeling_scitune.scienceqa.letter_lookup import letter_lookup_report, teacher_forced_letters
+    from modeling_scitune.training.assemble import load_scitune
+
+    problems = [p for p in load_scienceqa(str(corpus / "sqa"), "val").problems if not p.has_image]
+    assert problems
+    llama = AutoModelForCausalLM.from_pretrained(corpus / "backbones" / "llama")
+    picks = teacher_forced_letters(llama, AutoTokenizer.from_pretrained(corpus / "backbones" / "llama"), problems)
+    model, processor = load_scitune(stage1_dir)
+    assert picks == teacher_forced_letters(model, processor, problems)
+    recorded = json.loads((corpus / "backbones" / "backbones.json").read_text())["llama_letter_lookup"]
+    assert recorded == {"split": "val", "text_only_problems": len(problems),
+                        "accuracy": letter_lookup_report(problems, picks)["accuracy"]}

@@ -34,20 +34,30 @@ def same_form_letter_ids(tokenizer, gold_id: int, n: int) -> list[int]:
 
 def teacher_forced_letters(model, processor, problems: list[Problem]) -> list[int]:
     """The option index each problem's answer letter gets under teacher forcing: one forward pass over the problem's
-    QCM-LEPA training conversation (gold lecture and solution), the argmax over its option letters at the answer."""
+    QCM-LEPA training conversation (gold lecture and solution), the argmax over its option letters at the answer.
+    `processor` may be a bare tokenizer with a chat template (a plain causal LM such as a pretrained backbone): then
+    only text-only problems can be read."""
     from ..training.answer_loss import option_letter_ids
 
-    letter_ids = set(option_letter_ids(processor.tokenizer).tolist())
+    tokenizer = getattr(processor, "tokenizer", processor)
+    letter_ids = set(option_letter_ids(tokenizer).tolist())
     picks = []
     with torch.inference_mode():
         for problem in problems:
             conversation = to_conversation(problem, "QCM-LEPA")
             text = processor.apply_chat_template(conversation["messages"], tokenize=False)
-            inputs = processor(text=text, images=conversation["images"] or None, return_tensors="pt").to(model.device)
+            if tokenizer is processor:
+                if conversation["images"]:
+                    raise ValueError(f"problem {problem.pid} has an image: a tokenizer alone cannot read it")
+                inputs = tokenizer(text, add_special_tokens=not text.startswith(tokenizer.bos_token or "\0"),
+                                   return_tensors="pt").to(model.device)
+            else:
+                inputs = processor(text=text, images=conversation["images"] or None,
+                                   return_tensors="pt").to(model.device)
             ids = inputs["input_ids"][0].tolist()
             position = answer_position(ids, letter_ids)
             logits = model(**inputs).logits[0, position - 1]
-            candidates = same_form_letter_ids(processor.tokenizer, ids[position], len(problem.choices))
+            candidates = same_form_letter_ids(tokenizer, ids[position], len(problem.choices))
             picks.append(int(torch.argmax(logits[candidates])))
     return picks
 

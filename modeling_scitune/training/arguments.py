@@ -74,7 +74,7 @@ class StageArguments:
         """What the stage ran with, for training_summary.json."""
         keys = ("learning_rate", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
                 "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "bf16", "seed",
-                "activation_checkpointing", "save_steps", "logging_steps")
+                "activation_checkpointing", "save_steps", "logging_steps", "train_sampling_strategy")
         return {"stage": self.stage, **dataclasses.asdict(self.script),
                 **{key: getattr(self.training, key, None) for key in keys},
                 "attn_implementation": self.model.attn_implementation, "use_peft": self.model.use_peft,

@@ -329,6 +329,20 @@ def pixel_values_in_chunks(images, image_processor, chunk_size: int = 256) -> to
     return torch.cat(chunks)
 
 
+def letter_lookup_of_llm(model, tokenizer, sqa_dir: str, split: str = "val") -> dict:
+    """The pretrained LLM's answer letters under teacher forcing on the split's text-only ScienceQA problems (see
+    scienceqa/letter_lookup.py): whether it has learned to find the solution's option among the options, the skill
+    the miniature LLM learns last (abruptly, late in pretraining) and stage 2 builds on."""
+    from ..scienceqa import load_scienceqa
+    from ..scienceqa.letter_lookup import letter_lookup_report, teacher_forced_letters
+
+    problems = [p for p in load_scienceqa(sqa_dir, split).problems if not p.has_image]
+    if not problems:
+        return {}
+    report = letter_lookup_report(problems, teacher_forced_letters(model.eval(), tokenizer, problems))
+    return {"split": split, "text_only_problems": report["problems"], "accuracy": report["accuracy"]}
+
+
 def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_dir: str | None = None,
                        language_model: bool = True) -> dict:
     """Train tokenizer, CLIP and LLaMA on the embedded corpus; save `OUT/clip` and `OUT/llama` HF folders.
@@ -363,6 +377,10 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     trained = {"clip": train_clip(images, captions, tokenizer, cfg, log["clip"])}
     if language_model:
         trained["llama"] = train_llama(texts, tokenizer, cfg, log["llama"], slot_words)
+    lookup = letter_lookup_of_llm(trained["llama"], tokenizer, sqa_dir) if language_model and sqa_dir else {}
+    if lookup:
+        logger.info("pretrained LLaMA, teacher-forced answer letters (%s, text-only): %.1f%%", lookup["split"],
+                    lookup["accuracy"])
     for name, model in trained.items():
         model.save_pretrained(out / name)
         tokenizer.save_pretrained(out / name)
@@ -370,7 +388,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     summary = {"clip": "clip", "llama": "llama" if language_model else None, "vocab_size": len(tokenizer),
                "clip_pairs": len(captions),
                **{f"{name}_params": sum(p.numel() for p in model.parameters()) for name, model in trained.items()},
-               "final_loss": {k: v[-1]["loss"] for k, v in log.items()}, "log": log,
+               "final_loss": {k: v[-1]["loss"] for k, v in log.items()}, "llama_letter_lookup": lookup, "log": log,
                "wall_time_s": round(time.perf_counter() - start, 1), "config": cfg.__dict__}
     (out / "backbones.json").write_text(json.dumps(summary, indent=2))
     return summary

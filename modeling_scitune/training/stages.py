@@ -143,6 +143,16 @@ def with_feature_cache(train, model, processor, settings: StageArguments):
     return train, CachedFeatureCollator(processor.tokenizer.pad_token_id, settings.training.pad_to_multiple_of)
 
 
+def with_length_column(train, processor, model, settings: StageArguments):
+    """With `--train_sampling_strategy group_by_length`, the rows' token lengths as the Trainer's length column (see
+    length_grouping.py); otherwise the rows as they are."""
+    if settings.training.train_sampling_strategy != "group_by_length":
+        return train
+    from .length_grouping import with_token_lengths
+
+    return with_token_lengths(train, processor, model.config.image_seq_length, settings.training.length_column_name)
+
+
 def run_stage1(settings: StageArguments) -> dict:
     """Stage 1: train only the projector on the stage-1 instruction dataset; save a SciTune folder."""
     script = settings.script
@@ -161,6 +171,7 @@ def run_stage1(settings: StageArguments) -> dict:
         check_stage1_rows(train, processor, settings.training.max_length, model.config.image_seq_length)
         trainable = freeze_for_stage(model, "stage1")
         logger.info("stage 1 trains %d tensors: %s", len(trainable), trainable)
+        train = with_length_column(train, processor, model, settings)
         train, collator = with_feature_cache(train, model, processor, settings)
         return _train(model, processor, train, settings, data_collator=collator)
 
@@ -194,5 +205,6 @@ def run_stage2(settings: StageArguments) -> dict:
                                      modules_to_save=["multi_modal_projector"], task_type="CAUSAL_LM")
         else:
             freeze_for_stage(model, "stage2")
+        train = with_length_column(train, processor, model, settings)
         train, collator = with_feature_cache(train, model, processor, settings)
         return _train(model, processor, train, settings, peft_config, data_collator=collator)
