@@ -103,7 +103,7 @@ def test_llm_pretraining_blocks_keep_each_text_whole():
 
     tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
     texts = ["short one", "a second, somewhat longer text about the loss", "x " * 40, "last"]
-    blocks, labels, weights = pack_texts(texts, tokenizer, block_size=24)
+    blocks, labels, weights, _ = pack_texts(texts, tokenizer, block_size=24)
     assert blocks.shape[1] == 24
     flat = [tokenizer.decode(row[row != tokenizer.pad_token_id]) for row in blocks]
     whole = [t for t in texts if len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 2 <= 24]
@@ -112,6 +112,37 @@ def test_llm_pretraining_blocks_keep_each_text_whole():
     assert torch.equal(labels == -100, blocks == tokenizer.pad_token_id)  # padding never counts in the loss
     assert (blocks == tokenizer.eos_token_id).sum() == len(texts)
     assert torch.equal(weights, (blocks != tokenizer.pad_token_id).float())  # weight 1 by default
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_texts_attend_only_within_themselves(attention):
+    """With the blocks' position ids (0 at each text) and no attention mask, transformers masks attention between the
+    packed texts: each text's logits in the block are its logits alone; without them, later texts see earlier ones."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from modeling_scitune.tiny import default_corpus, train_tokenizer
+    from modeling_scitune.training.backbones import pack_texts
+
+    tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
+    texts = ["the loss falls over the steps", "a bar chart of yields", "a figure"]
+    packed = pack_texts(texts, tokenizer, block_size=64)
+    assert len(packed.input_ids) == 1
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         pad_token_id=tokenizer.pad_token_id)).eval()
+    model.set_attn_implementation(attention)
+    row = packed.input_ids[:1]
+    starts = (row[0] == tokenizer.bos_token_id).nonzero().flatten().tolist()
+    assert len(starts) == 3 and packed.position_ids[0, starts].tolist() == [0, 0, 0]
+    with torch.no_grad():
+        packed_logits = model(input_ids=row, position_ids=packed.position_ids[:1], use_cache=False).logits[0]
+        for start, text in zip(starts, texts):
+            ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            alone = model(input_ids=torch.tensor([ids])).logits[0]
+            torch.testing.assert_close(packed_logits[start:start + len(ids)], alone, atol=1e-5, rtol=1e-5)
+        across = model(input_ids=row, use_cache=False).logits[0]
+    assert not torch.allclose(across[starts[1]:starts[2]], packed_logits[starts[1]:starts[2]], atol=1e-3)
 
 
 def test_llm_pretraining_blocks_fill_gaps_first_fit():

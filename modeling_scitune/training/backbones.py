@@ -193,6 +193,7 @@ class PackedBlocks(NamedTuple):
     input_ids: torch.Tensor
     labels: torch.Tensor  # -100 on padding and image places
     loss_weights: torch.Tensor  # 0 on padding and image places, 1 per other token, `answer_loss_weight` on answer letters
+    position_ids: torch.Tensor  # 0 at each text's BOS: given with no attention mask, each text attends only to itself
 
 
 def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight: float = 1.0,
@@ -230,7 +231,18 @@ def pack_texts(texts: list[str], tokenizer, block_size: int, answer_loss_weight:
                        "block_size keeps them whole)", cut, len(texts), block_size)
     input_ids = torch.tensor([block + [pad] * (block_size - len(block)) for block in blocks])
     loss_weights = torch.tensor([row + [0.0] * (block_size - len(row)) for row in weights])
-    return PackedBlocks(input_ids, input_ids.masked_fill(loss_weights == 0, -100), loss_weights)
+    return PackedBlocks(input_ids, input_ids.masked_fill(loss_weights == 0, -100), loss_weights,
+                        text_position_ids(input_ids, tokenizer.bos_token_id))
+
+
+def text_position_ids(input_ids: torch.Tensor, bos_token_id: int) -> torch.Tensor:
+    """Position ids that restart at 0 at every BOS of a packed block (a block's first tokens, when they continue a
+    text cut across blocks, count from 0 as well). transformers reads position ids that restart, with no attention
+    mask and no KV cache (`use_cache=False`), as packed sequences and masks attention between them: each text is
+    trained as it is seen alone."""
+    index = torch.arange(input_ids.shape[-1]).expand_as(input_ids)
+    starts = torch.where(input_ids == bos_token_id, index, torch.zeros_like(index)).cummax(dim=-1).values
+    return index - starts
 
 
 def _encoded_texts(texts, tokenizer, answer_loss_weight, slot_words, image):
@@ -254,10 +266,11 @@ def _encoded_texts(texts, tokenizer, answer_loss_weight, slot_words, image):
         yield ids, text_weights
 
 
-def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor):
+def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor,
+                            position_ids: torch.Tensor | None = None):
     """Next-token cross-entropy with a weight per target token, averaged over the tokens that have a label (so a
     weight of k makes that token count k times; all weights 1 is the model's own loss)."""
-    logits = model(input_ids=input_ids).logits[:, :-1]
+    logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits[:, :-1]
     targets = labels[:, 1:].reshape(-1)
     per_token = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets,
                                                   ignore_index=-100, reduction="none")
@@ -279,9 +292,12 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list,
     packed = pack_texts(texts, tokenizer, cfg.block_size, cfg.answer_loss_weight, slot_words)
 
     def loss_fn(model, index):
+        positions = packed.position_ids[index] if cfg.attend_within_text else None
         if cfg.answer_loss_weight == 1.0 and cfg.corpus_image_slots == "none":
-            return model(input_ids=packed.input_ids[index], labels=packed.labels[index]).loss
-        return weighted_causal_lm_loss(model, packed.input_ids[index], packed.labels[index], packed.loss_weights[index])
+            return model(input_ids=packed.input_ids[index], labels=packed.labels[index], position_ids=positions,
+                         use_cache=False).loss
+        return weighted_causal_lm_loss(model, packed.input_ids[index], packed.labels[index], packed.loss_weights[index],
+                                       positions)
 
     batches = _batches(len(packed.input_ids), min(cfg.llm_batch_size, len(packed.input_ids)), cfg.seed)
     _train_loop(model, (torch.tensor(b) for b in batches), cfg.llm_steps, cfg.llm_lr, "pretraining LLaMA", log, loss_fn,
