@@ -48,11 +48,12 @@ class BackboneConfig:
     # a third of 128 tokens, so 128-token blocks held one or two whole texts and much of each step was padding; longer
     # blocks filled first fit carry more text per step for the same number of tokens (measured: benchmarks/RESULTS.md).
     block_size: int = 256
-    # Each packed text attends only to itself (its position ids restart; see backbones.text_position_ids), as every
-    # conversation is seen alone in the stages. Attending across texts, a block's other texts - the same problem
-    # with its options in other orders, other problems with the same options - offer option letters that contradict
-    # the current text's: the answer-letter lookup then takes the miniature LLM far longer to learn, or never.
-    attend_within_text: bool = True
+    # True: each packed text attends only to itself (its position ids restart; see backbones.text_position_ids), as
+    # every conversation is seen alone in the stages. Off by default: the LLM pretrained so learned to ignore what
+    # precedes an answer that its own text does not decide, and the stage-1 projector could then no longer steer it
+    # to the figure type (measured in benchmarks/RESULTS.md); the answer-letter lookup was not learned reliably
+    # earlier either.
+    attend_within_text: bool = False
     llm_steps: int = 2000  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
     # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
     # LLM corpus: a real pretrained LLM has read plenty of such text; these never contain a ScienceQA problem. Off by
