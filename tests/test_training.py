@@ -667,3 +667,21 @@ def test_backbones_record_the_llms_letter_lookup_as_the_stage1_model_reads_it(co
     recorded = json.loads((corpus / "backbones" / "backbones.json").read_text())["llama_letter_lookup"]
     assert recorded == {"split": "val", "text_only_problems": len(problems),
                         "accuracy": letter_lookup_report(problems, picks)["accuracy"]}
+
+
+def test_llm_pretraining_attends_within_each_text_when_asked():
+    """`attend_within_text` reaches the training step: the first step's loss over the same packed blocks, from the
+    same initial weights, differs (later texts of a block no longer see the earlier ones)."""
+    from modeling_scitune.tiny import default_corpus, train_tokenizer
+    from modeling_scitune.training.backbones import train_llama
+
+    tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
+    texts = ["the loss falls over the steps", "a bar chart of yields", "a figure", "the curve rises"] * 4
+    first_loss = {}
+    for within in (False, True):
+        log = []
+        cfg = BackboneConfig(text_hidden=32, text_layers=1, block_size=64, llm_steps=1, llm_batch_size=2,
+                             answer_loss_weight=1.0, compile=False, bf16=False, attend_within_text=within)
+        train_llama(texts, tokenizer, cfg, log)
+        first_loss[within] = log[0]["loss"]
+    assert first_loss[True] != first_loss[False]
