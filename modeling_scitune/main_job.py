@@ -62,7 +62,7 @@ def format_summary(summary: dict) -> str:
     lines = [
         "# SciTune main job: summary",
         "",
-        f"Training precision: {summary['precision']}; data and backbones: "
+        f"Language model: {summary['text_model']}. Training precision: {summary['precision']}; data and backbones: "
         + ", ".join(f"{name} {how}" for name, how in summary["provenance"].items()) + ".",
         "",
         *([f"Pretrained miniature LLaMA alone, teacher-forced answer letters on the {lookup['split']} split's "
@@ -89,6 +89,10 @@ def format_summary(summary: dict) -> str:
         "Checkpoints: " + ", ".join(f"{k}: `{v}`" for k, v in summary["checkpoints"].items()),
         f"Loss curves: `{summary['loss_curves']}`",
     ]
+    if "comparison" in summary:
+        lines += ["", f"## {summary['text_model']} against the miniature LLaMA (seed {summary['seed']}, same data)", ""]
+        lines.append(summary["comparison"] or "No miniature-LLaMA run with this seed and data is recorded on this "
+                     "machine: run `make demo` (same seed) first, then this run again, for the side-by-side table.")
     return "\n".join(lines)
 
 
@@ -168,6 +172,7 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     --config` reads), over the defaults."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .evaluation.figure_tasks import run_figure_tasks
+    from .run_comparison import comparison_table, data_key, miniature_run, record_run
     from .scienceqa.evaluate import run_scienceqa
     from .training.allocator import keep_freed_memory_for_reuse
     from .training.precision import use_bf16
@@ -240,6 +245,12 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "checkpoints": {"backbones": str(out / "backbones"), "stage1": str(out / "stage1"), "stage2": str(out / "stage2")},
         "loss_curves": str(report_dir / "loss_curves.png"),
     }
+    key = data_key(seed, figures_dir, sqa_dir)
+    if text_model and (miniature := miniature_run(key, precision)) is not None:
+        summary["comparison"] = comparison_table({"miniature LLaMA": miniature, summary["text_model"]: summary})
+    elif text_model:
+        summary["comparison"] = None  # the miniature run on this seed and data has not been recorded here
+    summary["run_record"] = str(record_run(summary, key))
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (report_dir / "summary.md").write_text(format_summary(summary) + "\n")
     return summary

@@ -90,6 +90,28 @@ def scitune_chat_template(style: str = "scitune", image_token: str = "<image>", 
 SCITUNE_CHAT_TEMPLATE = scitune_chat_template("scitune")
 
 
+def chatml_chat_template(default_system: str | None = None, image_token: str = "<image>") -> str:
+    """ChatML ("<|im_start|>{role}\n{text}<|im_end|>\n"), the layout of SmolLM2, Qwen2 and many other LLMs, for a
+    SciTune model whose language model came with it: text turns render exactly as the LLM's own template renders
+    them, plus image items (as `image_token`, joined like the SciTune template) and `{% generation %}` markers around
+    each answer and its "<|im_end|>" for TRL's `assistant_only_loss`. `default_system` is the system turn the LLM's
+    template writes when the conversation has none (SmolLM2's "You are a helpful AI assistant named SmolLM...")."""
+    text = _message_text(image_token)
+    default = ""
+    if default_system is not None:
+        default = ("{%- if not messages or messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\n' + "
+                   + repr(default_system) + " + '<|im_end|>\n' -}}{%- endif -%}")
+    return (
+        default + "{%- for message in messages -%}" + text +
+        "{{- '<|im_start|>' + message['role'] + '\n' -}}"
+        "{%- if message['role'] == 'assistant' -%}"
+        "{%- generation -%}{{- text + '<|im_end|>' -}}{%- endgeneration -%}{{- '\n' -}}"
+        "{%- else -%}{{- text + '<|im_end|>\n' -}}{%- endif -%}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"
+    )
+
+
 class SciTuneProcessor(ProcessorMixin):
     r"""
     Constructs a SciTune processor from a CLIP image processor and a tokenizer.
@@ -189,4 +211,5 @@ class SciTuneProcessor(ProcessorMixin):
         return MultiModalData(**vision_data)
 
 
-__all__ = ["CHAT_STYLES", "SCITUNE_CHAT_TEMPLATE", "SciTuneProcessor", "V0_SYSTEM", "scitune_chat_template"]
+__all__ = ["CHAT_STYLES", "SCITUNE_CHAT_TEMPLATE", "SciTuneProcessor", "V0_SYSTEM", "chatml_chat_template",
+           "scitune_chat_template"]

@@ -128,8 +128,10 @@ class Protocol:
 
     def answer_prompt(self, prompt: str, reasoning: str, conversation: str = "simple") -> str:
         """The answer-prompter's second prompt: `prompt + reasoning + " ###\nANSWER:"`. In the training-form
-        conversation the prompt ends at "Assistant:", where an answer starts after one space."""
-        return prompt + (" " if conversation == "model" else "") + reasoning + ANSWER_PROMPT
+        conversation the SciTune template's prompt ends at "Assistant:", where an answer starts after one space (a
+        ChatML prompt ends at a newline: the answer follows directly)."""
+        space = " " if conversation == "model" and not prompt.endswith("\n") else ""
+        return prompt + space + reasoning + ANSWER_PROMPT
 
     @staticmethod
     def combine(reasoning: str, raw_answer: str) -> str:

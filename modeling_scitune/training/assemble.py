@@ -9,6 +9,7 @@ rows initialised to the mean embedding (as LLaVA-v0 did for its new tokens).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from ..modeling_scitune import SciTuneForConditionalGeneration
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE, SciTuneProcessor
 
 IMAGE_TOKEN = "<image>"
+logger = logging.getLogger(__name__)
 
 
 def generation_config_for(tokenizer) -> GenerationConfig:
@@ -47,8 +49,46 @@ def load_vision_tower(name_or_path: str) -> tuple[CLIPVisionModel, CLIPImageProc
     return tower, image_processor
 
 
+PROBE_CONVERSATION = [{"role": "user", "content": "Which figure type is this?"},
+                      {"role": "assistant", "content": "Bar Chart"}, {"role": "user", "content": "And its caption?"}]
+
+
+def chatml_default_system(tokenizer) -> str | None | bool:
+    """When the tokenizer's own chat template is ChatML, the system text it writes for a conversation without one
+    (None: it writes none); False when it has no template or another layout."""
+    from ..processing_scitune import chatml_chat_template
+
+    if not tokenizer.chat_template or not isinstance(tokenizer.chat_template, str):
+        return False
+    try:
+        own = tokenizer.apply_chat_template(PROBE_CONVERSATION, tokenize=False, add_generation_prompt=True)
+    except Exception:  # a template that cannot render the probe is not one we can reproduce
+        return False
+    system = None
+    if own.startswith("<|im_start|>system\n"):
+        system = own[len("<|im_start|>system\n"):].split("<|im_end|>", 1)[0]
+    ours = tokenizer.apply_chat_template(PROBE_CONVERSATION, chat_template=chatml_chat_template(system), tokenize=False,
+                                         add_generation_prompt=True)
+    return system if ours == own else False
+
+
+def training_chat_template(tokenizer) -> str:
+    """The chat template SciTune trains and evaluates with: the LLM's own layout when it is ChatML (reproduced with
+    image items and `{% generation %}` markers), the SciTune template when the LLM has none. Another layout falls
+    back to the SciTune template with a warning (the LLM then learns that layout in stage 2)."""
+    from ..processing_scitune import chatml_chat_template
+
+    system = chatml_default_system(tokenizer)
+    if system is not False:
+        return chatml_chat_template(system, IMAGE_TOKEN)
+    if tokenizer.chat_template and tokenizer.chat_template != SCITUNE_CHAT_TEMPLATE:
+        logger.warning("the language model's chat template is not ChatML: SciTune's template is used instead")
+    return SCITUNE_CHAT_TEMPLATE
+
+
 def prepare_tokenizer(tokenizer):
-    """Add `<image>` (special) and a pad token when missing; set the SciTune chat template."""
+    """Add `<image>` (special) and a pad token when missing; set the chat template SciTune trains with (the LLM's own
+    when it has one SciTune can reproduce, see `training_chat_template`)."""
     added = {}
     if IMAGE_TOKEN not in tokenizer.get_vocab():
         added["additional_special_tokens"] = [IMAGE_TOKEN]
@@ -58,7 +98,7 @@ def prepare_tokenizer(tokenizer):
         tokenizer.add_special_tokens(added)
     if getattr(tokenizer, "image_token", None) is None:
         tokenizer.image_token = IMAGE_TOKEN
-    tokenizer.chat_template = SCITUNE_CHAT_TEMPLATE
+    tokenizer.chat_template = training_chat_template(tokenizer)
     return tokenizer
 
 
