@@ -38,9 +38,9 @@ def child(compile_step: bool, steps: int) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+    from modeling_scitune.speed.allocator import keep_freed_memory_for_reuse
     from modeling_scitune.training.backbones import _run_steps
-    from modeling_scitune.training.compiling import CompiledWithFallback, deterministic_algorithms
+    from modeling_scitune.speed.compiling import CompiledWithFallback, deterministic_algorithms
     from modeling_scitune.training.precision import attention_implementation, use_bf16
     from modeling_scitune.training.backbone_config import load_backbone_config
 

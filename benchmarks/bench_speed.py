@@ -23,7 +23,7 @@ FLOP/s this script measures on the same machine. Writes OUT/speed.json and OUT/s
 Both models run the same attention kernel: by default the one SciTune training picks on this device
 (`training.precision.attention_implementation`: eager on a CPU); `--attn-implementation sdpa` compares on PyTorch
 SDPA instead. In bf16 runs SciTune's stage-1 and stage-2 steps keep the frozen weights in bf16 as its trainer does
-(`training.frozen_bf16`); LLaVA trains as TRL runs it, fp32 weights under autocast.
+(`speed.frozen_bf16`); LLaVA trains as TRL runs it, fp32 weights under autocast.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def stage1_datasets(scitune, processor, seed: int, cache_dir: str):
 
     from modeling_scitune.data.synthetic import make_synthetic_record
     from modeling_scitune.schema import CONVERSATION_FEATURES
-    from modeling_scitune.training.feature_cache import add_cached_features
+    from modeling_scitune.speed.feature_cache import add_cached_features
 
     records = [make_synthetic_record(i, seed) for i in range(BATCH)]
     features = CONVERSATION_FEATURES
@@ -161,8 +161,8 @@ def stage1_datasets(scitune, processor, seed: int, cache_dir: str):
 @contextmanager
 def trained_as_packaged(model, label: str, stage: str, dtype_name: str):
     """A stage as each package trains it: SciTune's trainer keeps the frozen weights in bf16 in a bf16 run
-    (`training.frozen_bf16`); LLaVA under TRL keeps fp32 weights and autocast casts them on every step."""
-    from modeling_scitune.training.frozen_bf16 import FrozenWeightsInBf16
+    (`speed.frozen_bf16`); LLaVA under TRL keeps fp32 weights and autocast casts them on every step."""
+    from modeling_scitune.speed.frozen_bf16 import FrozenWeightsInBf16
     from modeling_scitune.training.stages import freeze_for_stage
 
     freeze_for_stage(model, stage)
@@ -330,8 +330,8 @@ def bench_size(name: str, size: dict, dtype_name: str, repeats: int, steps: int,
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     from modeling_scitune.evaluation.generation import compile_for_decoding
-    from modeling_scitune.training.compiling import compile_in_place
-    from modeling_scitune.training.feature_cache import CachedFeatureCollator
+    from modeling_scitune.speed.compiling import compile_in_place
+    from modeling_scitune.speed.feature_cache import CachedFeatureCollator
 
     torch._dynamo.reset()  # every size and dtype compiles afresh, within Dynamo's recompile limit
     scitune, llava, processor, batch, rows = build_pair(size, attn_implementation=attn)
@@ -446,7 +446,7 @@ def main(argv=None):
     import torch
 
     from modeling_scitune.results_file import RESULTS_FILE
-    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+    from modeling_scitune.speed.allocator import keep_freed_memory_for_reuse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir")

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main(argv=None):
     from modeling_scitune.evaluation.figure_tasks import run_figure_tasks
-    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+    from modeling_scitune.speed.allocator import keep_freed_memory_for_reuse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)

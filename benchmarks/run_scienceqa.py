@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     from modeling_scitune.scienceqa.evaluate import run_scienceqa
     from modeling_scitune.scienceqa.predictions import PredictionsError
-    from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+    from modeling_scitune.speed.allocator import keep_freed_memory_for_reuse
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ on a CPU (measured times: benchmarks/RESULTS.md), and prints and writes a summar
 captioning scores of the stage-1 model, ScienceQA-format accuracy per category of the stage-2 model next to chance, the loss curves of
 both stages, the wall time of each step and where the checkpoints are. Same seed, same numbers.
 
-    python -m modeling_scitune.main_job [--output-dir outputs/main] [--seed 0] [--text-model smollm2]
+    python -m modeling_scitune.main_job [--output-dir outputs/main] [--seed 0] [--text-model smollm2 [--no-lora]]
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from .run_comparison import MINIATURE
+
 DEFAULTS = {"figures": 2000, "problems": 5000}
+REAL_LLM_NAMES = {"smollm2": "SmolLM2-135M-Instruct"}
 
 
 class Steps:
@@ -62,7 +65,8 @@ def format_summary(summary: dict) -> str:
     lines = [
         "# SciTune main job: summary",
         "",
-        f"Language model: {summary['text_model']}. Training precision: {summary['precision']}; data and backbones: "
+        f"Language model: {summary['text_model']} (stage 2: {summary.get('stage2_training', '-')}). "
+        f"Training precision: {summary['precision']}; data and backbones: "
         + ", ".join(f"{name} {how}" for name, how in summary["provenance"].items()) + ".",
         "",
         *([f"Pretrained miniature LLaMA alone, teacher-forced answer letters on the {lookup['split']} split's "
@@ -165,16 +169,17 @@ def miniature_backbones(figures_dir: Path, sqa_dir: Path, folder: Path, cfg, lan
 
 def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: str | None = None,
                  figures: int = DEFAULTS["figures"], problems: int = DEFAULTS["problems"], smoke: bool = False,
-                 bf16: bool = True, backbones_config: str | None = None) -> dict:
+                 bf16: bool = True, backbones_config: str | None = None, lora: bool | None = None) -> dict:
     """Run every step; `smoke=True` shrinks models and steps so the whole path runs in about a minute (tests).
     `bf16=False` trains in fp32 even where the hardware has native bf16 (what a CPU without it does).
     `backbones_config` is a YAML of BackboneConfig settings for the miniature backbones (as `scitune-train backbones
-    --config` reads), over the defaults."""
+    --config` reads), over the defaults. `lora` trains stage 2 with LoRA on the LLM (True) or fine-tunes it in full
+    (False); None keeps the preset's choice (LoRA for a real LLM, full for the miniature one)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from .evaluation.figure_tasks import run_figure_tasks
     from .run_comparison import comparison_table, data_key, miniature_run, record_run
     from .scienceqa.evaluate import run_scienceqa
-    from .training.allocator import keep_freed_memory_for_reuse
+    from .speed.allocator import keep_freed_memory_for_reuse
     from .training.precision import use_bf16
     from .training.arguments import stage_arguments
     from .training.stages import run_stage1, run_stage2
@@ -207,19 +212,20 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         text = str(steps.run("convert SmolLM2-135M-Instruct (GGUF)", smollm2_folder, out / "smollm2"))
     elif text_model:
         text = text_model
+    # a given (real) LLM gets its own CPU schedule (configs/stage*-real-llm.yaml), the miniature one the tiny preset
+    preset = "real-llm" if text_model else "tiny"
     stage_flags = {"seed": seed, "bf16": bf16, **(SMOKE["stage"] if smoke else {})}
-    if text_model == "smollm2":  # a 135M-parameter LLM on a CPU: a short, documented run
-        stage_flags.update({"max_steps": 60, "per_device_train_batch_size": 4})
     flags = [item for key, value in stage_flags.items() for item in (f"--{key}", str(value))]
-    stage1 = stage_arguments("stage1", "--preset", "tiny", "--data", str(figures_dir), "--output_dir",
+    stage1 = stage_arguments("stage1", "--preset", preset, "--data", str(figures_dir), "--output_dir",
                              str(out / "stage1"), "--vision_model", str(out / "backbones" / "clip"), "--text_model",
                              text, *flags)
     steps.run("stage 1: concept alignment (projector only)", run_stage1, stage1)
     figure_result = steps.run("benchmark: figure type + captions (stage 1)", run_figure_tasks, str(out / "stage1"),
                               str(figures_dir), str(out / "eval" / "figure_tasks"), split="test", batch_size=32,
                               max_new_tokens=32)
-    stage2 = stage_arguments("stage2", "--preset", "tiny", "--model", str(out / "stage1"), "--data", str(sqa_dir),
-                             "--output_dir", str(out / "stage2"), *flags)
+    lora_flags = [] if lora is None else ["--use_peft", str(lora)]
+    stage2 = stage_arguments("stage2", "--preset", preset, "--model", str(out / "stage1"), "--data", str(sqa_dir),
+                             "--output_dir", str(out / "stage2"), *flags, *lora_flags)
     steps.run("stage 2: ScienceQA instruction tuning", run_stage2, stage2)
     # SciTune's published protocol (stop at "###", answer-prompter pass, exactly-one-match scorer) on the model's
     # own chat template: the stage-2 model was trained in it, not in the original evaluation conversation.
@@ -233,7 +239,8 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "seed": seed,
         "precision": precision,
         "provenance": provenance,
-        "text_model": text_model or "pretrained tiny LLaMA",
+        "text_model": REAL_LLM_NAMES.get(text_model, text_model) if text_model else MINIATURE,
+        "stage2_training": "LoRA on the LLM" if stage2.model.use_peft else "LLM fine-tuned in full",
         "llama_letter_lookup": json.loads((out / "backbones" / "backbones.json").read_text()).get("llama_letter_lookup")
         if not text_model else None,
         "figure_tasks": {k: figure_result[k] for k in ("figure_type_accuracy", "chance", "per_type_accuracy",
@@ -278,10 +285,13 @@ def main(argv=None):
                         help="bf16 where the hardware has it (default); --no-bf16 trains in fp32 everywhere")
     parser.add_argument("--backbones-config", help="YAML of miniature-backbone settings over the defaults "
                         "(as `scitune-train backbones --config`)")
+    parser.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
+                        help="stage 2 with LoRA on the LLM (--lora) or the LLM fine-tuned in full (--no-lora); "
+                        "default: LoRA for a real --text-model, full for the miniature LLaMA")
     parser.add_argument("--results-file", help="also write the summary into this results file (benchmarks/RESULTS.md)")
     args = parser.parse_args(argv)
     summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke,
-                           args.bf16, args.backbones_config)
+                           args.bf16, args.backbones_config, args.lora)
     if args.results_file:
         record_results(summary, args.results_file)
     print("\n" + format_summary(summary))

@@ -1,4 +1,4 @@
-"""The malloc tuning (training/allocator.py): large tensors come from the reusable heap instead of fresh mmaps.
+"""The malloc tuning (speed/allocator.py): large tensors come from the reusable heap instead of fresh mmaps.
 
 Each case runs in a fresh interpreter: mallopt settings are process-wide and the test process has its own history.
 glibc's mallinfo2() reports `hblkhd`, the bytes currently held in mmapped blocks; a 4 MiB tensor adds to it under
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
 PROBE = r"""
 import ctypes, ctypes.util, json
 import torch
-from modeling_scitune.training.allocator import keep_freed_memory_for_reuse
+from modeling_scitune.speed.allocator import keep_freed_memory_for_reuse
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in

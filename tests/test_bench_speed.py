@@ -99,7 +99,7 @@ def test_compiled_static_cache_decoding_gives_the_plain_greedy_tokens(tmp_path):
     from modeling_scitune.evaluation.generation import compile_for_decoding
     from modeling_scitune.scienceqa.evaluate import run_scienceqa
     from modeling_scitune.scienceqa.synthetic import write_synthetic_scienceqa
-    from modeling_scitune.training.compiling import compile_available
+    from modeling_scitune.speed.compiling import compile_available
 
     bench = load_bench()
     scitune, _, processor, _, _ = bench.build_pair(bench.SIZES["micro"], attn_implementation="eager")

@@ -6,7 +6,7 @@ import torch
 
 from modeling_scitune.tiny import default_corpus, train_tokenizer
 from modeling_scitune.training.backbones import train_llama
-from modeling_scitune.training.compiling import CompiledWithFallback, compile_available, compile_in_place
+from modeling_scitune.speed.compiling import CompiledWithFallback, compile_available, compile_in_place
 from modeling_scitune.training.backbone_config import BackboneConfig
 
 SMALL_LLM = dict(text_hidden=48, text_layers=2, text_heads=4, text_kv_heads=2, vocab_size=600, block_size=32,
@@ -53,7 +53,7 @@ def test_without_a_compiler_training_runs_eager_with_a_warning(monkeypatch, tmp_
     monkeypatch.delenv("CXX", raising=False)
     assert compile_available() == (False, "no C++ compiler (c++ / g++) on PATH")
     model = torch.nn.Linear(3, 2)
-    with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
+    with caplog.at_level(logging.WARNING, logger="modeling_scitune.speed.compiling"):
         wrapper = CompiledWithFallback(model)
     assert not wrapper.is_compiled
     assert "torch.compile skipped (no C++ compiler" in caplog.text and "eager mode" in caplog.text
@@ -81,7 +81,7 @@ def test_compile_in_place_keeps_the_module_its_keys_and_its_outputs(monkeypatch,
     assert not compile_in_place(torch.nn.Linear(2, 2), enabled=False)
     monkeypatch.setenv("CXX", "no-such-compiler")
     monkeypatch.setenv("PATH", "/nonexistent")
-    with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
+    with caplog.at_level(logging.WARNING, logger="modeling_scitune.speed.compiling"):
         assert not compile_in_place(torch.nn.Linear(2, 2))
     assert "torch.compile skipped" in caplog.text
 
@@ -100,7 +100,7 @@ def test_pretraining_wrapper_falls_back_to_eager_when_the_backend_fails(caplog):
     x = torch.ones(1, 3)
     wrapper = CompiledWithFallback(model)
     wrapper.compiled = torch.compile(model, backend=_failing_backend)
-    with caplog.at_level(logging.WARNING, logger="modeling_scitune.training.compiling"):
+    with caplog.at_level(logging.WARNING, logger="modeling_scitune.speed.compiling"):
         out = wrapper(x)
     assert wrapper.compiled is None
     assert "torch.compile failed for _Scale" in caplog.text and "eager mode" in caplog.text

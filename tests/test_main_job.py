@@ -31,8 +31,12 @@ def test_main_job_runs_end_to_end_and_is_reproducible(tmp_path):
     assert "Training precision" in (tmp_path / "b" / "report" / "summary.md").read_text()
 
 
-def test_main_job_with_a_given_llm_pretrains_clip_only(tmp_path):
-    """A real LLM behind the projector (here: any local LLaMA folder) skips the miniature LLaMA's pretraining."""
+def test_main_job_with_a_given_llm_pretrains_clip_only(tmp_path, monkeypatch):
+    """A real LLM behind the projector (here: any local LLaMA folder) skips the miniature LLaMA's pretraining, and its
+    summary compares it with the miniature run recorded on the same seed and data."""
+    from modeling_scitune.main_job import format_summary
+
+    monkeypatch.setenv("SCITUNE_CACHE", str(tmp_path / "cache"))
     from modeling_scitune.training.backbone_config import load_backbone_config
     from modeling_scitune.training.backbones import pretrain_backbones
     from modeling_scitune.main_job import SMOKE, embedded_figures, embedded_scienceqa
@@ -47,6 +51,24 @@ def test_main_job_with_a_given_llm_pretrains_clip_only(tmp_path):
     assert (tmp_path / "run" / "backbones" / "clip").is_dir() and not (tmp_path / "run" / "backbones" / "llama").exists()
     assert summary["text_model"] == str(tmp_path / "given" / "llama")
     assert summary["scienceqa"]["counts"]["problems"] == 4
+    assert summary["comparison"] is None  # no miniature run on this seed and data yet
+    assert "No miniature-LLaMA run with this seed and data" in format_summary(summary)
+
+    miniature = run_main_job(str(tmp_path / "mini"), seed=1, figures=30, problems=40, smoke=True)
+    other_seed = run_main_job(str(tmp_path / "run2"), seed=2, figures=30, problems=40, smoke=True,
+                              text_model=str(tmp_path / "given" / "llama"))
+    assert other_seed["comparison"] is None  # the seed-1 run is not compared with a seed-2 one
+    again = run_main_job(str(tmp_path / "run3"), seed=1, figures=30, problems=40, smoke=True,
+                         text_model=str(tmp_path / "given" / "llama"))
+    table = again["comparison"].splitlines()
+    assert table[0] == f"| | miniature LLaMA | {again['text_model']} |"
+    row = next(line for line in table if line.startswith("| ScienceQA Avg"))
+    assert row == (f"| ScienceQA Avg (%) | {miniature['scienceqa']['official']['Avg']} | "
+                   f"{again['scienceqa']['official']['Avg']} |")
+    row = next(line for line in table if line.startswith("| figure type"))
+    assert row.endswith(f"| {miniature['figure_tasks']['figure_type_accuracy']} | "
+                        f"{again['figure_tasks']['figure_type_accuracy']} |")
+    assert again["comparison"] in (tmp_path / "run3" / "report" / "summary.md").read_text()
 
 
 def test_backbones_config_file_sets_the_miniature_backbones(tmp_path):

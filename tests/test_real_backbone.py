@@ -34,3 +34,21 @@ def test_text_only_greedy_continuation_matches_llama(smollm2, tmp_path):
     assert ours.tolist() == theirs.tolist()
     text = tokenizer.decode(theirs[0, inputs["input_ids"].shape[1]:])
     assert len(text.split()) >= 5  # a real LM says something
+
+
+@pytest.mark.slow
+def test_main_job_runs_on_smollm2_end_to_end(smollm2, tmp_path):
+    """`main_job --text-model smollm2` at smoke size: CLIP only pretrained, the LLM's own ChatML template carries the
+    conversations, stage 2 trains LoRA on the LLM and merges it, and the embeddings stay tied."""
+    from modeling_scitune.main_job import run_main_job
+    from modeling_scitune.training.assemble import load_scitune
+
+    summary = run_main_job(str(tmp_path / "run"), seed=0, text_model="smollm2", figures=30, problems=40, smoke=True)
+    assert summary["text_model"] == "SmolLM2-135M-Instruct" and summary["stage2_training"] == "LoRA on the LLM"
+    assert "pretrain backbones (CLIP only: the LLM is given)" in summary["timings"]
+    assert summary["scienceqa"]["counts"]["problems"] == 4 and summary["figure_tasks"]["examples"] == 5
+    model, processor = load_scitune(tmp_path / "run" / "stage2")
+    assert processor.tokenizer.chat_template.count("<|im_start|>") >= 2
+    assert "You are a helpful AI assistant named SmolLM" in processor.tokenizer.chat_template
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert model.config.text_config.num_hidden_layers == 30

@@ -374,7 +374,7 @@ def test_feature_cache_gives_the_same_batches_and_loss_and_is_not_used_when_towe
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
     from modeling_scitune.training.assemble import assemble_scitune
-    from modeling_scitune.training.feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
+    from modeling_scitune.speed.feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
 
     model, processor = assemble_scitune(str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"),
                                         projector_type="mlp2x_gelu")
@@ -421,7 +421,7 @@ def test_stage2_feature_cache_gives_the_same_loss(stage1_dir, corpus, tmp_path):
 
 def test_frozen_weights_train_in_bf16_and_are_restored_to_their_fp32_values(stage1_dir):
     from modeling_scitune.training.assemble import load_scitune
-    from modeling_scitune.training.frozen_bf16 import FrozenWeightsInBf16
+    from modeling_scitune.speed.frozen_bf16 import FrozenWeightsInBf16
     from modeling_scitune.training.stages import freeze_for_stage
 
     model, processor = load_scitune(stage1_dir)
@@ -612,7 +612,7 @@ def test_stage2_answer_letter_weight_is_trls_loss_plus_the_letters_extra_share(s
     """Weight 1 is TRL's own loss; a weight above 1 raises the loss through the answer letter, found in the labels."""
     from modeling_scitune.training.answer_loss import answer_letter_weights, option_letter_ids
     from modeling_scitune.training.assemble import load_scitune
-    from modeling_scitune.training.feature_cache import tokenize_row
+    from modeling_scitune.speed.feature_cache import tokenize_row
 
     losses = {}
     for weight in (1.0, 1.0001, 4.0):
@@ -635,8 +635,8 @@ def test_length_column_counts_the_tokens_the_stage_feeds_the_model(stage1_dir, c
     """group_by_length: each row's `length` is exactly its tokenized conversation (image tokens expanded), for image
     and text-only rows; stage 2 trains with the Trainer's length-grouped sampler on it."""
     from modeling_scitune.training.assemble import load_scitune
-    from modeling_scitune.training.feature_cache import tokenize_row
-    from modeling_scitune.training.length_grouping import with_token_lengths
+    from modeling_scitune.speed.feature_cache import tokenize_row
+    from modeling_scitune.speed.length_grouping import with_token_lengths
 
     model, processor = load_scitune(stage1_dir)
     rows = scienceqa_dataset(str(corpus / "sqa"), "QCM-LEPA", "train")

@@ -50,7 +50,7 @@ def compile_for_decoding(model) -> bool:
     eagerly, with the same tokens). On CUDA transformers compiles a static-cache `generate` by itself; the language
     model compiled here serves CPUs too. Not for a model that will be saved: the static cache becomes its saved
     default."""
-    from ..training.compiling import compile_in_place
+    from ..speed.compiling import compile_in_place
 
     if not compile_in_place(model.model.language_model):
         return False

@@ -26,7 +26,7 @@ from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, LlamaConf
 from ..processing_scitune import SCITUNE_CHAT_TEMPLATE
 from .assemble import IMAGE_TOKEN
 from .tokenizer import train_tokenizer
-from .compiling import CompiledWithFallback, deterministic_algorithms
+from ..speed.compiling import CompiledWithFallback, deterministic_algorithms
 from .precision import attention_implementation, use_bf16
 from .backbone_config import BackboneConfig
 

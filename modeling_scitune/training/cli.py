@@ -18,7 +18,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .allocator import keep_freed_memory_for_reuse
+from ..speed.allocator import keep_freed_memory_for_reuse
 
 COMMANDS = ("backbones", "stage1", "stage2")
 

@@ -25,8 +25,8 @@ import torch
 from ..build_cache import cache_root
 from .arguments import StageArguments
 from .checks import check_max_length, check_stage1_rows
-from .compiling import compile_in_place
-from .frozen_bf16 import FrozenWeightsInBf16
+from ..speed.compiling import compile_in_place
+from ..speed.frozen_bf16 import FrozenWeightsInBf16
 from .output_guard import exclusive_output_dir, named_disk_full, newest_valid_checkpoint
 from .precision import attention_implementation
 
@@ -134,7 +134,7 @@ def with_feature_cache(train, model, processor, settings: StageArguments):
     feature_cache.py); with a trainable tower, or the setting off, the rows as they are and TRL's own collator."""
     if not settings.script.feature_cache:
         return train, None
-    from .feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
+    from ..speed.feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
 
     if not tower_is_frozen(model):
         logger.warning("feature cache not used: the vision tower has trainable weights")
@@ -148,7 +148,7 @@ def with_length_column(train, processor, model, settings: StageArguments):
     length_grouping.py); otherwise the rows as they are."""
     if settings.training.train_sampling_strategy != "group_by_length":
         return train
-    from .length_grouping import with_token_lengths
+    from ..speed.length_grouping import with_token_lengths
 
     return with_token_lengths(train, processor, model.config.image_seq_length, settings.training.length_column_name)
 
