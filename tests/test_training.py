@@ -685,3 +685,21 @@ def test_llm_pretraining_attends_within_each_text_when_asked():
         train_llama(texts, tokenizer, cfg, log)
         first_loss[within] = log[0]["loss"]
     assert first_loss[True] != first_loss[False]
+
+
+def test_lookup_drills_are_rendered_by_the_chat_template_and_answer_the_option_they_name():
+    import re
+
+    from modeling_scitune.processing_scitune import SCITUNE_CHAT_TEMPLATE
+    from modeling_scitune.training.backbones import lookup_drills
+
+    words = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega"
+    drills = lookup_drills(20, seed=3, texts=[words])
+    assert len(drills) == 20 and drills == lookup_drills(20, seed=3, texts=[words])
+    assert "### Human:" in SCITUNE_CHAT_TEMPLATE and "### Assistant:" in SCITUNE_CHAT_TEMPLATE
+    for drill in drills:
+        match = re.fullmatch(r"### Human: Which option says (.+)\?\nContext: N/A\nOptions: (.+)\n"
+                             r"### Assistant: SOLUTION: The option says (.+)\.\n###\nANSWER: ([A-E])\.", drill)
+        assert match, drill
+        options = dict(re.findall(r"\(([A-E])\) ([^(]+?)(?= \(|$)", match.group(2)))
+        assert options[match.group(4)] == match.group(1) == match.group(3)

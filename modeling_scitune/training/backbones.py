@@ -84,7 +84,7 @@ def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
     """Generic multiple-choice drills over the corpus vocabulary: find the option that says X, answer its letter.
 
     A pretrained LLM brings this skill from its pretraining text; the miniature one learns it here. The drills share
-    the QCM-LEPA layout but no ScienceQA content (random word phrases as options).
+    the QCM-LEPA layout but no ScienceQA content (random word phrases as options), rendered by the chat template.
     """
     rng = random.Random(f"lookup-drills-{seed}")
     words = sorted({w.strip(".,;:()") for text in texts for w in text.split() if w.isalpha() and 2 < len(w) < 10})
@@ -94,9 +94,11 @@ def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
         options = list(dict.fromkeys(" ".join(rng.sample(words, rng.randint(1, 2))) for _ in range(count)))
         answer = rng.randrange(len(options))
         rendered = " ".join(f"({'ABCDE'[i]}) {option}" for i, option in enumerate(options))
-        drills.append(f"### Human: Which option says {options[answer]}?\nContext: N/A\nOptions: {rendered}\n"
-                      f"### Assistant: SOLUTION: The option says {options[answer]}.\n###\nANSWER: {'ABCDE'[answer]}.")
-    return drills
+        question = f"Which option says {options[answer]}?\nContext: N/A\nOptions: {rendered}"
+        reply = f"SOLUTION: The option says {options[answer]}.\n###\nANSWER: {'ABCDE'[answer]}."
+        drills.append([{"role": "user", "content": [{"type": "text", "text": question}]},
+                       {"role": "assistant", "content": [{"type": "text", "text": reply}]}])
+    return corpus_texts([], drills)
 
 
 def figure_image_processor(image_size: int) -> CLIPImageProcessorPil:
