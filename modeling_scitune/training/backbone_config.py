@@ -85,7 +85,7 @@ class BackboneConfig:
     llm_lr: float = 2e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32
     attn_implementation: str = "auto"  # see precision.attention_implementation
-    compile: bool = True  # torch.compile the LLaMA pretraining step (one fixed shape: compiles once; see compiling.py)
+    compile: bool = True  # torch.compile the LLaMA pretraining step (one fixed shape: compiles once; speed/compiling.py)
     seed: int = 0
 
     def __post_init__(self):

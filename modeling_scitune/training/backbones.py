@@ -121,7 +121,7 @@ def _lr_at(step: int, total: int, lr: float, warmup: int) -> float:
 def _train_loop(model, batches, steps: int, lr: float, desc: str, log: list, loss_fn, bf16: bool = False,
                 compile: bool = False) -> float:
     """AdamW + warmup/cosine; with `bf16`, forward and loss run under bf16 autocast (fp32 master weights); with
-    `compile`, the forward (and its backward) run through `torch.compile` (see compiling.py)."""
+    `compile`, the forward (and its backward) run through `torch.compile` (see speed/compiling.py)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     device_type = next(model.parameters()).device.type
     forward = CompiledWithFallback(model, enabled=compile)

@@ -131,7 +131,7 @@ def with_variant(train, variant: str):
 
 def with_feature_cache(train, model, processor, settings: StageArguments):
     """(dataset, collator) for training on cached frozen-tower features when `feature_cache` is on (see
-    feature_cache.py); with a trainable tower, or the setting off, the rows as they are and TRL's own collator."""
+    speed/feature_cache.py); with a trainable tower, or the setting off, the rows as they are and TRL's own collator."""
     if not settings.script.feature_cache:
         return train, None
     from ..speed.feature_cache import CachedFeatureCollator, add_cached_features, tower_is_frozen
@@ -145,7 +145,7 @@ def with_feature_cache(train, model, processor, settings: StageArguments):
 
 def with_length_column(train, processor, model, settings: StageArguments):
     """With `--train_sampling_strategy group_by_length`, the rows' token lengths as the Trainer's length column (see
-    length_grouping.py); otherwise the rows as they are."""
+    speed/length_grouping.py); otherwise the rows as they are."""
     if settings.training.train_sampling_strategy != "group_by_length":
         return train
     from ..speed.length_grouping import with_token_lengths
