@@ -198,6 +198,7 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "figures": steps.run("stage-1 data (synthetic figures, CTOM)", embedded_figures, figures, figures_dir, seed),
         "scienceqa": steps.run("ScienceQA-format data", embedded_scienceqa, problems, sqa_dir, seed),
     }
+    key = data_key(seed, figures_dir, sqa_dir)  # before any stage adds its `datasets.map` caches to the folders
     backbone_cfg = backbone_settings(backbones_config, seed, bf16, smoke)
     if text_model:  # a real LLM stands behind the projector: only CLIP is pretrained
         provenance["backbones"] = steps.run("pretrain backbones (CLIP only: the LLM is given)", miniature_backbones,
@@ -252,7 +253,6 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
         "checkpoints": {"backbones": str(out / "backbones"), "stage1": str(out / "stage1"), "stage2": str(out / "stage2")},
         "loss_curves": str(report_dir / "loss_curves.png"),
     }
-    key = data_key(seed, figures_dir, sqa_dir)
     if text_model and (miniature := miniature_run(key, precision)) is not None:
         summary["comparison"] = comparison_table({"miniature LLaMA": miniature, summary["text_model"]: summary})
     elif text_model:

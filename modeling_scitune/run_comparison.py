@@ -31,8 +31,9 @@ def _timing(summary: dict, prefix: str):
 
 
 def data_key(seed: int, figures_dir: str | Path, scienceqa_dir: str | Path) -> str:
-    """The key of a run's seed and data (the figure dataset's Arrow files, the problems and their splits)."""
-    return cache_key({"seed": seed, "figures": folder_fingerprint(figures_dir, ("*.arrow",)),
+    """The key of a run's seed and data: the figure dataset's own Arrow shards (not the `cache-*.arrow` files that
+    `datasets.map` adds next to them while a stage runs), the problems and their splits."""
+    return cache_key({"seed": seed, "figures": folder_fingerprint(figures_dir, ("data-*.arrow",)),
                       "scienceqa": folder_fingerprint(scienceqa_dir, ("problems.json", "pid_splits.json"))})
 
 
