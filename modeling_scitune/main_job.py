@@ -263,12 +263,15 @@ def run_main_job(output_dir: str = "outputs/main", seed: int = 0, text_model: st
     return summary
 
 
-def record_results(summary: dict, results_file: str) -> None:
-    """The summary as a section of the results file, named by the precision and LLM it ran with."""
+def record_results(summary: dict, results_file: str, arguments: list[str] | None = None) -> None:
+    """The summary as a section of the results file, named by the precision and LLM it ran with; `arguments` are the
+    command line's (the section shows the command as run)."""
     from .results_file import machine_description, machine_line, write_results_section
 
     name = f"main_job ({summary['precision']}, {summary['text_model']})"
-    body = (f"`python -m modeling_scitune.main_job{'' if summary['precision'] == 'bf16' else ' --no-bf16'}`. "
+    if arguments is None:
+        arguments = [] if summary["precision"] == "bf16" else ["--no-bf16"]
+    body = (f"`{' '.join(['python -m modeling_scitune.main_job', *arguments])}`. "
             + machine_line(machine_description()) + "\n\n" + format_summary(summary).split("\n", 2)[2])
     write_results_section(results_file, name, body)
 
@@ -293,7 +296,7 @@ def main(argv=None):
     summary = run_main_job(args.output_dir, args.seed, args.text_model, args.figures, args.problems, args.smoke,
                            args.bf16, args.backbones_config, args.lora)
     if args.results_file:
-        record_results(summary, args.results_file)
+        record_results(summary, args.results_file, list(argv if argv is not None else sys.argv[1:]))
     print("\n" + format_summary(summary))
     print(f"\nwritten: {Path(args.output_dir) / 'report'} (summary.json, summary.md, loss_curves.png)")
     return 0

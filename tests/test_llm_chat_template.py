@@ -74,3 +74,22 @@ def test_answer_prompter_continues_a_chatml_prompt_without_a_space():
     assert protocol.answer_prompt(chatml, "SOLUTION: x.", "model") == chatml + "SOLUTION: x." + ANSWER_PROMPT
     scitune = "### Human: Q\n### Assistant:"
     assert protocol.answer_prompt(scitune, "SOLUTION: x.", "model") == scitune + " SOLUTION: x." + ANSWER_PROMPT
+
+
+def test_assembled_processor_trains_and_evaluates_with_the_llms_template(tokenizer, tmp_path):
+    """The processor (what TRL's collator and the benchmarks render with) carries the LLM's ChatML, not SciTune's."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+
+    from modeling_scitune.training.assemble import assemble_scitune
+
+    CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     image_size=32, patch_size=8)).save_pretrained(tmp_path / "clip")
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(tmp_path / "llm")
+    with_template(tokenizer, SMOLLM2_TEMPLATE).save_pretrained(tmp_path / "llm")
+    _, processor = assemble_scitune(str(tmp_path / "clip"), str(tmp_path / "llm"))
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Describe."}, {"type": "image"}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    assert prompt.endswith("<|im_start|>user\nDescribe.\n<image><|im_end|>\n<|im_start|>assistant\n")
+    assert processor.tokenizer.chat_template == processor.chat_template

