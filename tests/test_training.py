@@ -145,6 +145,39 @@ def test_packed_texts_attend_only_within_themselves(attention):
     assert not torch.allclose(across[starts[1]:starts[2]], packed_logits[starts[1]:starts[2]], atol=1e-3)
 
 
+def test_multiple_choice_texts_are_packed_alone_and_shuffled_the_rest_with_full_attention():
+    """`multiple_choice_alone`: the texts from `multiple_choice_from` on sit in blocks of their own, in another order,
+    and their position ids restart at each text (each attends only to itself); the stage-1 texts before them keep
+    positions that count on through the block (full attention). Nothing is lost or duplicated either way."""
+    from modeling_scitune.tiny import default_corpus, train_tokenizer
+    from modeling_scitune.training.backbones import pack_corpus
+
+    tokenizer = train_tokenizer(default_corpus(), vocab_size=600)
+    stage1 = ["a bar chart of yields", "the loss falls over the steps"]
+    words = ["planet", "garden", "pencil", "rocket", "window"]
+    choices = [f"Options: (A) {word} (B) river\nANSWER: A." for word in words]
+    cfg = BackboneConfig(block_size=48, answer_loss_weight=1.0)
+
+    def blocks(packed):
+        rows = [row[row != tokenizer.pad_token_id] for row in packed.input_ids]
+        return [(tokenizer.decode(row, skip_special_tokens=True), positions[:len(row)])
+                for row, positions in zip(rows, packed.position_ids)]
+
+    packed = blocks(pack_corpus(stage1 + choices, tokenizer, cfg, multiple_choice_from=len(stage1)))
+    stage1_blocks = [(text, positions) for text, positions in packed if "bar chart" in text or "loss falls" in text]
+    choice_blocks = [(text, positions) for text, positions in packed if "Options" in text]
+    assert len(stage1_blocks) + len(choice_blocks) == len(packed)  # no block mixes the two kinds
+    assert all(torch.equal(positions, torch.arange(len(positions))) for _, positions in stage1_blocks)
+    assert all((positions == 0).sum() == text.count("Options") for text, positions in choice_blocks)
+    found = [word for text, _ in choice_blocks for word in text.split() if word in words]
+    assert sorted(found) == sorted(words) and found != words  # each text once, in a shuffled order
+
+    together = blocks(pack_corpus(stage1 + choices, tokenizer, BackboneConfig(
+        block_size=48, answer_loss_weight=1.0, multiple_choice_alone=False), multiple_choice_from=len(stage1)))
+    assert all(torch.equal(positions, torch.arange(len(positions))) for _, positions in together)
+    assert [word for text, _ in together for word in text.split() if word in words] == words  # in corpus order
+
+
 def test_llm_pretraining_blocks_fill_gaps_first_fit():
     """A short text goes into the gap an earlier block left, not into a new block: less padding per step."""
     from modeling_scitune.tiny import default_corpus, train_tokenizer
@@ -591,11 +624,12 @@ def test_llm_corpus_puts_figure_types_at_image_places_where_asked():
     def corpus(**settings):
         return llm_corpus(stage1, ["Bar Chart"], [problem], exchanges, BackboneConfig(**settings))
 
-    texts, words = corpus(corpus_image_slots="none")
+    texts, words, multiple_choice_from = corpus(corpus_image_slots="none")
     assert words is None and [t.count("<image>") for t in texts] == [0, 0]  # images left out
-    texts, words = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=True)
+    assert multiple_choice_from == 1  # the ScienceQA problem follows the stage-1 answer
+    texts, words, _ = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=True)
     assert words == ["Bar Chart", "Bar Chart"] and [t.count("<image>") for t in texts] == [places, places]
-    texts, words = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=False, sqa_corpus="compact")
+    texts, words, _ = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=False, sqa_corpus="compact")
     assert words == ["Bar Chart", None] and [t.count("<image>") for t in texts] == [places, 0]
     assert texts[1].endswith("ANSWER: A.")
 

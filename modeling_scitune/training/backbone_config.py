@@ -54,6 +54,13 @@ class BackboneConfig:
     # to the figure type (measured in benchmarks/RESULTS.md); the answer-letter lookup was not learned reliably
     # earlier either.
     attend_within_text: bool = False
+    # True: the multiple-choice texts (ScienceQA problems, lookup drills) are packed in blocks of their own, in
+    # shuffled order, each attending only to itself (see backbones.pack_corpus), as the stages show every problem.
+    # Packed with full attention, a block held two or three option orders of the same problem side by side: the
+    # answer's words stood in several option lists with different letters, and finding the letter by the solution's
+    # words was what the miniature LLM learned last (measured: benchmarks/RESULTS.md). The stage-1 answers keep their
+    # full attention (see attend_within_text).
+    multiple_choice_alone: bool = True
     llm_steps: int = 2000  # option-letter lookup (ScienceQA answers) needs many more steps than fluent captions
     # Generic multiple-choice drills ("which option says X?" -> its letter) over the corpus vocabulary, added to the
     # LLM corpus: a real pretrained LLM has read plenty of such text; these never contain a ScienceQA problem. Off by

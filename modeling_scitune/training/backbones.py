@@ -62,8 +62,14 @@ def compact_problem_text(problem, image_tokens: int = 0) -> str:
             + f"\nANSWER: {problem.answer_letter}.")
 
 
+class LlmCorpus(NamedTuple):
+    texts: list[str]  # the stage-1 answers first, then the multiple-choice texts (ScienceQA problems, lookup drills)
+    slot_words: list[str | None] | None  # with `figure_type` image slots: what each text's image places hold
+    multiple_choice_from: int  # index of the first multiple-choice text
+
+
 def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, exchanges: list,
-               cfg: BackboneConfig) -> tuple[list[str], list[str | None] | None]:
+               cfg: BackboneConfig) -> LlmCorpus:
     """The LLM's pretraining texts (stage-1 answers, then ScienceQA problems in `cfg.sqa_corpus` layout, then any
     lookup drills) and, with `figure_type` image slots, the words each text's image places hold (None: no image)."""
     image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.corpus_image_slots != "none" else 0
@@ -72,12 +78,13 @@ def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, e
         sqa_texts = [compact_problem_text(p, sqa_image_tokens) for p in problems]
     else:
         sqa_texts = corpus_texts([], exchanges, sqa_image_tokens)
-    texts = corpus_texts(stage1_messages, [], image_tokens) + sqa_texts
+    stage1_texts = corpus_texts(stage1_messages, [], image_tokens)
+    texts = stage1_texts + sqa_texts
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     if cfg.corpus_image_slots != "figure_type":
-        return texts, None
+        return LlmCorpus(texts, None, len(stage1_texts))
     slot_words = list(figure_types) + [p.extra.get("figure_type") if sqa_image_tokens else None for p in problems]
-    return texts, slot_words + [None] * (len(texts) - len(slot_words))
+    return LlmCorpus(texts, slot_words + [None] * (len(texts) - len(slot_words)), len(stage1_texts))
 
 
 def lookup_drills(n: int, seed: int, texts: list[str]) -> list[str]:
@@ -279,9 +286,35 @@ def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor
     return (per_token * loss_weights[:, 1:].reshape(-1)).sum() / (targets != -100).sum()
 
 
+def pack_corpus(texts: list[str], tokenizer, cfg: BackboneConfig, slot_words: list[str | None] | None = None,
+                multiple_choice_from: int | None = None) -> PackedBlocks:
+    """The corpus in blocks (`pack_texts`); with `cfg.multiple_choice_alone`, the texts from `multiple_choice_from` on
+    are packed in blocks of their own, in shuffled order, each text attending only to itself, and the texts before it
+    keep their full attention (unless `cfg.attend_within_text`). Position ids always come with the blocks: they
+    count on through a block where attention is full, and restart at each BOS where it is per text."""
+    split = multiple_choice_from if cfg.multiple_choice_alone and multiple_choice_from is not None else len(texts)
+    words = slot_words or [None] * len(texts)
+    groups = [(texts[:split], words[:split], cfg.attend_within_text)]
+    if split < len(texts):
+        order = list(range(split, len(texts)))
+        random.Random(cfg.seed).shuffle(order)
+        groups.append(([texts[i] for i in order], [words[i] for i in order], True))
+    parts = []
+    for group_texts, group_words, within_text in groups:
+        if not group_texts:
+            continue
+        packed = pack_texts(group_texts, tokenizer, cfg.block_size, cfg.answer_loss_weight,
+                            group_words if slot_words else None)
+        if not within_text:
+            packed = packed._replace(position_ids=torch.arange(cfg.block_size).expand_as(packed.input_ids))
+        parts.append(packed)
+    return PackedBlocks(*(torch.cat(tensors) for tensors in zip(*parts)))
+
+
 def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list,
-                slot_words: list[str | None] | None = None) -> LlamaForCausalLM:
-    """Causal-LM training on the corpus text, in fixed-length blocks of whole texts (`pack_texts`)."""
+                slot_words: list[str | None] | None = None,
+                multiple_choice_from: int | None = None) -> LlamaForCausalLM:
+    """Causal-LM training on the corpus text, in fixed-length blocks of whole texts (`pack_corpus`)."""
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_hidden * 2,
                          num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
                          num_key_value_heads=cfg.text_kv_heads,
@@ -291,10 +324,10 @@ def train_llama(texts: list[str], tokenizer, cfg: BackboneConfig, log: list,
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(config)
     model.set_attn_implementation(attention_implementation(cfg.attn_implementation))
-    packed = pack_texts(texts, tokenizer, cfg.block_size, cfg.answer_loss_weight, slot_words)
+    packed = pack_corpus(texts, tokenizer, cfg, slot_words, multiple_choice_from)
 
     def loss_fn(model, index):
-        positions = packed.position_ids[index] if cfg.attend_within_text else None
+        positions = packed.position_ids[index]
         if cfg.answer_loss_weight == 1.0 and cfg.corpus_image_slots == "none":
             return model(input_ids=packed.input_ids[index], labels=packed.labels[index], position_ids=positions,
                          use_cache=False).loss
@@ -385,7 +418,7 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     tokenizer = train_tokenizer([text.replace(IMAGE_TOKEN, "") for text in corpus_texts(train["messages"], exchanges)]
                                 + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
                                 isolate_option_letters=cfg.isolate_option_letters)
-    texts, slot_words = llm_corpus(list(train["messages"]), list(train["figure_type"]), shown, exchanges, cfg)
+    corpus = llm_corpus(list(train["messages"]), list(train["figure_type"]), shown, exchanges, cfg)
     image_processor = figure_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
     if cfg.clip_extra_figures:
@@ -394,7 +427,8 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     log = {"clip": [], "llama": []} if language_model else {"clip": []}
     trained = {"clip": train_clip(images, captions, tokenizer, cfg, log["clip"])}
     if language_model:
-        trained["llama"] = train_llama(texts, tokenizer, cfg, log["llama"], slot_words)
+        trained["llama"] = train_llama(corpus.texts, tokenizer, cfg, log["llama"], corpus.slot_words,
+                                       corpus.multiple_choice_from)
     lookup = letter_lookup_of_llm(trained["llama"], tokenizer, sqa_dir) if language_model and sqa_dir else {}
     if lookup:
         logger.info("pretrained LLaMA, teacher-forced answer letters (%s, text-only): %.1f%%", lookup["split"],
