@@ -429,6 +429,51 @@ def test_feature_cache_gives_the_same_batches_and_loss_and_is_not_used_when_towe
     assert not tower_is_frozen(model)
 
 
+def test_feature_cache_runs_the_tower_once_per_distinct_figure(corpus, tmp_path):
+    """Rows that share a figure (a ScienceQA problem in several option orders) get that figure's own features, from
+    one tower pass."""
+    import datasets
+
+    from modeling_scitune.training.assemble import assemble_scitune
+    from modeling_scitune.speed.feature_cache import add_cached_features
+
+    model, processor = assemble_scitune(str(corpus / "backbones" / "clip"), str(corpus / "backbones" / "llama"),
+                                        projector_type="mlp2x_gelu")
+    model.eval()
+    rows = datasets.load_from_disk(str(corpus / "figures"))["train"].select([0, 0, 1, 0]).select_columns(
+        ["messages", "images"])
+    encoded = []
+    hook = model.model.vision_tower.register_forward_hook(
+        lambda module, args, kwargs, output: encoded.append(len(args[0] if args else kwargs["pixel_values"])),
+        with_kwargs=True)
+    try:
+        shared = add_cached_features(rows, model, processor, tmp_path / "shared")
+    finally:
+        hook.remove()
+    assert encoded == [1, 2]  # the shape probe's one image, then figures 0 and 1 once each, in one pass
+    alone = add_cached_features(rows.select([0, 2]), model, processor, tmp_path / "alone")
+    features = [np.asarray(f) for f in shared["vision_features"]]
+    np.testing.assert_allclose(features[0], np.asarray(alone[0]["vision_features"]), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(features[2], np.asarray(alone[1]["vision_features"]), atol=1e-5, rtol=0)
+    assert np.array_equal(features[0], features[1]) and np.array_equal(features[0], features[3])
+    assert shared["input_ids"][0] == shared["input_ids"][1] == alone[0]["input_ids"]
+
+
+def test_stage1_loss_from_full_logits_is_trls_fused_lm_head_loss(corpus, tmp_path):
+    """`fused_lm_head: false` (the tiny preset's) trains on the same loss as TRL's fused head, without its two logs."""
+    histories = {}
+    for fused in (True, False):
+        settings = stage1_args(corpus, tmp_path / str(fused), fused_lm_head=fused, max_steps=2)
+        assert settings.script.fused_lm_head is fused
+        histories[fused] = run_stage1(settings)["loss_history"]
+    assert [row["step"] for row in histories[False]] == [row["step"] for row in histories[True]] == [1, 2]
+    for full, fused in zip(histories[False], histories[True]):
+        assert full["loss"] == pytest.approx(fused["loss"], rel=1e-4)
+        assert full["grad_norm"] == pytest.approx(fused["grad_norm"], rel=1e-3)
+    assert "mean_token_accuracy" in histories[True][0] and "mean_token_accuracy" not in histories[False][0]
+    assert not stage_arguments("stage1", "--preset", "tiny").script.fused_lm_head
+
+
 def test_stage1_with_feature_cache_trains_the_projector(corpus, tmp_path):
     import os
 

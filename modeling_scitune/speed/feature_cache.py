@@ -80,19 +80,24 @@ def add_cached_features(dataset, model, processor, cache_dir, max_length: int | 
         shape = model.model.encode_images(probe).last_hidden_state.shape[1:]
 
     def encode(batch):
-        images = [[_open(image) for image in row] for row in batch["images"]]
-        flat = [image for row in images for image in row]
+        # Rows that share a figure (a ScienceQA problem in several option orders sits in consecutive rows) share one
+        # decode and one tower pass: the features of a figure do not depend on the row it is in.
+        distinct: dict = {}  # stored figure (its bytes, or its path) -> (index among the batch's figures, figure)
+
+        def index_of(image: dict) -> int:
+            return distinct.setdefault(image.get("bytes") or image.get("path"), (len(distinct), image))[0]
+
+        rows = [[index_of(image) for image in row] for row in batch["images"]]
+        decoded = [_open(image) for _, image in distinct.values()]
         out = {"vision_features": [], "input_ids": [], "labels": []}
         features = np.zeros((0, *shape), dtype=np.float32)
-        if flat:
-            pixel_values = processor.image_processor(flat, return_tensors="pt")["pixel_values"]
+        if decoded:
+            pixel_values = processor.image_processor(decoded, return_tensors="pt")["pixel_values"]
             with torch.no_grad():
                 features = model.model.encode_images(pixel_values.to(model.dtype)).last_hidden_state.float().numpy()
-        start = 0
-        for messages, row_images in zip(batch["messages"], images):
-            out["vision_features"].append(features[start:start + len(row_images)])
-            start += len(row_images)
-            tokens = tokenize_row(processor, messages, row_images, max_length)
+        for messages, indices in zip(batch["messages"], rows):
+            out["vision_features"].append(features[indices] if indices else np.zeros((0, *shape), dtype=np.float32))
+            tokens = tokenize_row(processor, messages, [decoded[index] for index in indices], max_length)
             out["input_ids"].append(tokens["input_ids"])
             out["labels"].append(tokens["labels"])
         return out

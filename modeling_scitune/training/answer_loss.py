@@ -6,6 +6,10 @@ long before it learns to find that solution's letter among the options; weightin
 letter is found in the labels, so every target format that ends with it (QCM-LEPA "ANSWER: X.", QCM-A, QCM-LEA) and
 both collators (plain and feature cache) are covered. Weight 1 is TRL's own loss, unchanged; another weight
 computes the loss from the full logits, without TRL's fused LM head and its entropy / token-accuracy logs.
+
+The same full-logits loss at weight 1 is what `fused_lm_head: false` asks for: TRL's fused head runs its vocabulary
+chunks through a dozen elementwise passes when there is no Triton (a CPU), which for a small vocabulary costs more
+than the full logits it saves (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -36,15 +40,17 @@ def answer_letter_weights(labels: torch.Tensor, letter_ids: torch.Tensor, weight
 
 
 class AnswerWeightedSFTTrainer(SFTTrainer):
-    """TRL's SFTTrainer whose causal-LM loss weights each row's answer letter (see the module docstring)."""
+    """TRL's SFTTrainer whose causal-LM loss weights each row's answer letter, or is computed from the full logits
+    (`fused_lm_head=False`); see the module docstring."""
 
-    def __init__(self, *args, answer_loss_weight: float = 1.0, **kwargs):
+    def __init__(self, *args, answer_loss_weight: float = 1.0, fused_lm_head: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.answer_loss_weight = answer_loss_weight
+        self.fused_lm_head = fused_lm_head
         self.letter_ids = option_letter_ids(getattr(self.processing_class, "tokenizer", self.processing_class))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.answer_loss_weight == 1.0:
+        if self.answer_loss_weight == 1.0 and self.fused_lm_head:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
         outputs = model(**{key: value for key, value in inputs.items() if key != "labels"}, use_cache=False)

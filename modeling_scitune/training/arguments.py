@@ -47,6 +47,11 @@ class SciTuneArguments:
         "help": "stage 2: each ScienceQA problem with this many orders of its options (1 = as given)"})
     answer_loss_weight: float = field(default=1.0, metadata={
         "help": "stage 2: the loss of each row's answer letter counts this many times (1 = TRL's own loss)"})
+    fused_lm_head: bool = field(default=True, metadata={
+        "help": "TRL's fused LM head: the loss (and the entropy / token-accuracy logs) computed over vocabulary chunks, "
+                "never the full logits, which saves memory on a large vocabulary; false: the loss from the full logits, "
+                "without those two logs (faster on a CPU when the vocabulary is small). A weighted answer letter "
+                "(answer_loss_weight != 1) always uses the full logits"})
     feature_cache: bool = field(default=False, metadata={
         "help": "train on frozen-tower features computed once (the tower is frozen in both stages)"})
     compile: bool = field(default=False, metadata={

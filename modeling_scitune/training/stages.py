@@ -68,7 +68,8 @@ def _train(model, processor, dataset, settings: StageArguments, peft_config=None
     callbacks = [FrozenWeightsInBf16(model)] if args.bf16 and peft_config is None else []
     trainer = AnswerWeightedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                                        peft_config=peft_config, data_collator=data_collator, callbacks=callbacks,
-                                       answer_loss_weight=settings.script.answer_loss_weight)
+                                       answer_loss_weight=settings.script.answer_loss_weight,
+                                       fused_lm_head=settings.script.fused_lm_head)
     checkpoint, skipped = newest_valid_checkpoint(args.output_dir) if settings.script.resume else (None, [])
     if settings.script.resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from the beginning", args.output_dir)
