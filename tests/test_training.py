@@ -685,6 +685,8 @@ def test_corpus_image_slots_setting_is_checked():
     assert load_backbone_config(overrides={"corpus_image_slots": "figure_type"}).corpus_image_slots == "figure_type"
     with pytest.raises(ValueError, match="corpus_image_slots must be one of"):
         load_backbone_config(overrides={"corpus_image_slots": "figure"})
+    with pytest.raises(ValueError, match="sqa_corpus must be one of"):
+        load_backbone_config(overrides={"sqa_corpus": "chat-without-lecture"})
 
 
 def test_stage2_answer_letter_weight_is_trls_loss_plus_the_letters_extra_share(stage1_dir, corpus, tmp_path):

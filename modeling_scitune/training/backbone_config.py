@@ -14,6 +14,7 @@ import yaml
 
 
 IMAGE_SLOTS = ("none", "image_tokens", "figure_type")
+SQA_CORPUS_LAYOUTS = ("chat", "compact")
 
 
 @dataclass
@@ -73,7 +74,7 @@ class BackboneConfig:
     option_orders: int = 8
     # How ScienceQA problems enter the LLM corpus: "chat" = the full QCM-LEPA exchange; "compact" = question, options,
     # solution and answer line only (fewer tokens per problem for the same letter-lookup practice).
-    sqa_corpus: str = "chat"
+    sqa_corpus: Literal["chat", "compact"] = "chat"
     # The loss of each ScienceQA answer letter counts this many times in LLM pretraining: the letter is the only token
     # that teaches finding the answer among the options, the skill the miniature LLM learns last.
     answer_loss_weight: float = 5.0
@@ -98,6 +99,8 @@ class BackboneConfig:
     def __post_init__(self):
         if self.corpus_image_slots not in IMAGE_SLOTS:
             raise ValueError(f"corpus_image_slots must be one of {IMAGE_SLOTS}, got {self.corpus_image_slots!r}")
+        if self.sqa_corpus not in SQA_CORPUS_LAYOUTS:
+            raise ValueError(f"sqa_corpus must be one of {SQA_CORPUS_LAYOUTS}, got {self.sqa_corpus!r}")
 
 
 def load_backbone_config(config_file: str | None = None, overrides: dict | None = None) -> BackboneConfig:
