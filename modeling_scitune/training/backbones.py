@@ -69,16 +69,24 @@ class LlmCorpus(NamedTuple):
 
 
 def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, exchanges: list,
-               cfg: BackboneConfig) -> LlmCorpus:
+               cfg: BackboneConfig, rendered: list[str] | None = None) -> LlmCorpus:
     """The LLM's pretraining texts (stage-1 answers, then ScienceQA problems in `cfg.sqa_corpus` layout, then any
-    lookup drills) and, with `figure_type` image slots, the words each text's image places hold (None: no image)."""
+    lookup drills) and, with `figure_type` image slots, the words each text's image places hold (None: no image).
+    `rendered`: `corpus_texts(stage1_messages, exchanges)` when the caller has it already (rendering tens of
+    thousands of conversations takes seconds); used where the corpus leaves images out, as it does."""
     image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.corpus_image_slots != "none" else 0
     sqa_image_tokens = image_tokens if cfg.scienceqa_image_slots else 0
+    stage1_count = len(stage1_messages)
     if cfg.sqa_corpus == "compact":
         sqa_texts = [compact_problem_text(p, sqa_image_tokens) for p in problems]
+    elif rendered is not None and not sqa_image_tokens:
+        sqa_texts = rendered[stage1_count:]
     else:
         sqa_texts = corpus_texts([], exchanges, sqa_image_tokens)
-    stage1_texts = corpus_texts(stage1_messages, [], image_tokens)
+    if rendered is not None and not image_tokens:
+        stage1_texts = rendered[:stage1_count]
+    else:
+        stage1_texts = corpus_texts(stage1_messages, [], image_tokens)
     texts = stage1_texts + sqa_texts
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     if cfg.corpus_image_slots != "figure_type":
@@ -256,23 +264,30 @@ def text_position_ids(input_ids: torch.Tensor, bos_token_id: int) -> torch.Tenso
 
 def _encoded_texts(texts, tokenizer, answer_loss_weight, slot_words, image):
     """Each text as (`<s> ids </s>`, per-token loss weights): image places 0, its answer letter `answer_loss_weight`."""
-    for index, text in enumerate(texts):
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = [tokenizer.bos_token_id] + encoded["input_ids"] + [tokenizer.eos_token_id]
-        text_weights = [0.0 if token == image else 1.0 for token in ids]
-        words = slot_words[index] if slot_words else None
-        if words and image in ids:
-            word_ids = tokenizer(" " + words, add_special_tokens=False)["input_ids"]
-            places = [position for position, token in enumerate(ids) if token == image]
-            for n, position in enumerate(places):
-                ids[position] = word_ids[n % len(word_ids)]
-        match = ANSWER_LETTER.search(text) if answer_loss_weight != 1.0 else None
-        if match:
-            letter_at = match.start(1)
-            for position, (start, end) in enumerate(encoded["offset_mapping"]):
-                if start <= letter_at < end:
-                    text_weights[position + 1] = answer_loss_weight
-        yield ids, text_weights
+    chunk = 4096  # tokenized a chunk at a time: one call per text spends more time in Python than in the tokenizer
+    for first in range(0, len(texts), chunk):
+        batch = tokenizer(texts[first:first + chunk], add_special_tokens=False, return_offsets_mapping=True)
+        for index, (input_ids, offsets) in enumerate(zip(batch["input_ids"], batch["offset_mapping"]), start=first):
+            yield _text_weights(texts[index], input_ids, offsets, tokenizer, answer_loss_weight,
+                                slot_words[index] if slot_words else None, image)
+
+
+def _text_weights(text, input_ids, offsets, tokenizer, answer_loss_weight, words, image):
+    """One text's (`<s> ids </s>`, per-token loss weights), from its tokens and their character offsets."""
+    ids = [tokenizer.bos_token_id] + input_ids + [tokenizer.eos_token_id]
+    text_weights = [0.0 if token == image else 1.0 for token in ids]
+    if words and image in ids:
+        word_ids = tokenizer(" " + words, add_special_tokens=False)["input_ids"]
+        places = [position for position, token in enumerate(ids) if token == image]
+        for n, position in enumerate(places):
+            ids[position] = word_ids[n % len(word_ids)]
+    match = ANSWER_LETTER.search(text) if answer_loss_weight != 1.0 else None
+    if match:
+        letter_at = match.start(1)
+        for position, (start, end) in enumerate(offsets):
+            if start <= letter_at < end:
+                text_weights[position + 1] = answer_loss_weight
+    return ids, text_weights
 
 
 def weighted_causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, loss_weights: torch.Tensor,
@@ -415,10 +430,11 @@ def pretrain_backbones(data_dir: str, output_dir: str, cfg: BackboneConfig, sqa_
     captions = list(train["caption"])
     exchanges = [[user_message(p, "QCM-LEPA"), {"role": "assistant", "content": [
         {"type": "text", "text": build_answer(p, "QCM-LEPA")}]}] for p in shown]  # the text; images stay unread
-    tokenizer = train_tokenizer([text.replace(IMAGE_TOKEN, "") for text in corpus_texts(train["messages"], exchanges)]
-                                + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
+    stage1_messages = list(train["messages"])
+    rendered = corpus_texts(stage1_messages, exchanges)  # images left out: no image token in them
+    tokenizer = train_tokenizer(rendered + captions, vocab_size=cfg.vocab_size, chat_template=SCITUNE_CHAT_TEMPLATE,
                                 isolate_option_letters=cfg.isolate_option_letters)
-    corpus = llm_corpus(list(train["messages"]), list(train["figure_type"]), shown, exchanges, cfg)
+    corpus = llm_corpus(stage1_messages, list(train["figure_type"]), shown, exchanges, cfg, rendered)
     image_processor = figure_image_processor(cfg.image_size)
     images = pixel_values_in_chunks((row["images"][0] for row in train.select_columns(["images"])), image_processor)
     if cfg.clip_extra_figures:
