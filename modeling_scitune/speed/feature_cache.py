@@ -50,6 +50,16 @@ def _open(image: dict):
     return Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]).convert("RGB")
 
 
+def _blank_like(pixel_values: torch.Tensor):
+    """A blank RGB image of a processed figure's size, which the processor keeps as it is: what the processor expands
+    an image's `<image>` into depends on that size alone (`SciTuneProcessor.replace_image_token`), so the tokens come
+    out the same as with the figure, without resizing the full-size figure again for every row that shows it."""
+    from PIL import Image
+
+    height, width = pixel_values.shape[-2:]
+    return Image.new("RGB", (width, height))
+
+
 def tokenize_row(processor, messages: list, images: list, max_length: int | None) -> dict:
     """`input_ids` and `labels` of one conversation, as TRL's vision collator builds them (before padding)."""
     from trl.data_utils import prepare_multimodal_messages
@@ -91,13 +101,15 @@ def add_cached_features(dataset, model, processor, cache_dir, max_length: int | 
         decoded = [_open(image) for _, image in distinct.values()]
         out = {"vision_features": [], "input_ids": [], "labels": []}
         features = np.zeros((0, *shape), dtype=np.float32)
+        stand_ins = []
         if decoded:
             pixel_values = processor.image_processor(decoded, return_tensors="pt")["pixel_values"]
             with torch.no_grad():
                 features = model.model.encode_images(pixel_values.to(model.dtype)).last_hidden_state.float().numpy()
+            stand_ins = [_blank_like(values) for values in pixel_values]
         for messages, indices in zip(batch["messages"], rows):
             out["vision_features"].append(features[indices] if indices else np.zeros((0, *shape), dtype=np.float32))
-            tokens = tokenize_row(processor, messages, [decoded[index] for index in indices], max_length)
+            tokens = tokenize_row(processor, messages, [stand_ins[index] for index in indices], max_length)
             out["input_ids"].append(tokens["input_ids"])
             out["labels"].append(tokens["labels"])
         return out
