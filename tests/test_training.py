@@ -359,7 +359,7 @@ def test_stage_settings_are_trls_with_packaged_yaml_below_config_below_flags(tmp
     assert (mine.training.learning_rate, mine.training.max_steps, mine.script.variant) == (0.01, 9, "CT")
     assert not mine.script.compile and mine.training.seed == 42
     assert parse("stage2").training.learning_rate == 2e-5 and parse("stage2").training.num_train_epochs == 12
-    assert parse("stage2", "--preset", "tiny").script.option_orders == 3
+    assert parse("stage2", "--preset", "tiny").script.option_orders == 4
     assert parse("stage2", "--use_peft").model.use_peft and parse("stage1").training.assistant_only_loss
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         parse("stage2", "--preset", "huge")

@@ -22,7 +22,11 @@ class BackboneConfig:
     """Sizes and schedules of the miniature CLIP and LLaMA pretrained by `scitune-train backbones`."""
 
     image_size: int = 64
-    patch_size: int = 8
+    # 16-pixel patches: 16 image tokens per figure. Every stage row with a figure is shorter (both stages train and
+    # score faster), and the fewer foreign tokens stand between a problem's options and its answer letter, the less
+    # they disturb the option lookup the LLaMA learned without images (measured against 8-pixel patches:
+    # benchmarks/RESULTS.md, "make demo wall time").
+    patch_size: int = 16
     vision_hidden: int = 128
     vision_layers: int = 4
     clip_text_hidden: int = 128
@@ -84,7 +88,7 @@ class BackboneConfig:
     # nothing before them decides (the figure type of a caption) and letter lookups with no image between the options
     # and the answer; with "figure_type" it learns to read what the image's place says, the way a real LLM reads its
     # context, and stage 1 teaches the projector to say it. A text with its image places is longer: raise
-    # block_size so it stays whole (256 for 64 image tokens; pack_texts warns about texts it cuts).
+    # block_size so it stays whole (pack_texts warns about texts it cuts).
     corpus_image_slots: Literal["none", "image_tokens", "figure_type"] = "none"
     # Whether ScienceQA texts keep their image's place too (else only the stage-1 answers do): an image between the
     # options and the answer makes the letter lookup, the skill the miniature LLM learns last, harder to learn.
