@@ -664,7 +664,7 @@ def test_llm_corpus_puts_figure_types_at_image_places_where_asked():
     problem = Problem(pid="1", question="Which type of figure is shown?", choices=["Bar Chart", "Equation"], answer=0,
                       image="image.png", solution="It shows bars.", extra={"figure_type": "Bar Chart"})
     exchanges = [[user_message(problem), {"role": "assistant", "content": [{"type": "text", "text": build_answer(problem)}]}]]
-    places = (64 // 8) ** 2
+    places = (BackboneConfig().image_size // BackboneConfig().patch_size) ** 2  # the stages' image tokens
 
     def corpus(**settings):
         return llm_corpus(stage1, ["Bar Chart"], [problem], exchanges, BackboneConfig(**settings))
