@@ -677,6 +677,11 @@ def test_llm_corpus_puts_figure_types_at_image_places_where_asked():
     texts, words, _ = corpus(corpus_image_slots="figure_type", scienceqa_image_slots=False, sqa_corpus="compact")
     assert words == ["Bar Chart", None] and [t.count("<image>") for t in texts] == [places, 0]
     assert texts[1].endswith("ANSWER: A.")
+    texts, words, _ = corpus(corpus_image_slots="image_tokens", stage1_image_slots=False)
+    assert words is None and [t.count("<image>") for t in texts] == [0, places]  # the ScienceQA problem's alone
+    assert texts[0] == corpus(corpus_image_slots="none").texts[0]  # the caption text as without image places
+    texts, words, _ = corpus(corpus_image_slots="figure_type", stage1_image_slots=False)
+    assert words == [None, "Bar Chart"]
 
 
 def test_corpus_image_slots_setting_is_checked():

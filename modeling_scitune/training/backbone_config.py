@@ -93,6 +93,10 @@ class BackboneConfig:
     # Whether ScienceQA texts keep their image's place too (else only the stage-1 answers do): an image between the
     # options and the answer makes the letter lookup, the skill the miniature LLM learns last, harder to learn.
     scienceqa_image_slots: bool = True
+    # Whether the stage-1 answers' texts keep their image's place (else only the ScienceQA texts do): with
+    # `image_tokens` on the ScienceQA texts alone, the LLM learns the letter lookup across the image tokens that the
+    # stages will put between the options and the answer, and its caption texts stay as before.
+    stage1_image_slots: bool = True
     llm_batch_size: int = 16
     llm_lr: float = 2e-3
     bf16: bool = True  # bf16 autocast where the hardware has it (AVX512-BF16 / AMX CPUs, GPUs); else fp32

@@ -76,6 +76,7 @@ def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, e
     thousands of conversations takes seconds); used where the corpus leaves images out, as it does."""
     image_tokens = (cfg.image_size // cfg.patch_size) ** 2 if cfg.corpus_image_slots != "none" else 0
     sqa_image_tokens = image_tokens if cfg.scienceqa_image_slots else 0
+    stage1_image_tokens = image_tokens if cfg.stage1_image_slots else 0
     stage1_count = len(stage1_messages)
     if cfg.sqa_corpus == "compact":
         sqa_texts = [compact_problem_text(p, sqa_image_tokens) for p in problems]
@@ -83,15 +84,15 @@ def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, e
         sqa_texts = rendered[stage1_count:]
     else:
         sqa_texts = corpus_texts([], exchanges, sqa_image_tokens)
-    if rendered is not None and not image_tokens:
+    if rendered is not None and not stage1_image_tokens:
         stage1_texts = rendered[:stage1_count]
     else:
-        stage1_texts = corpus_texts(stage1_messages, [], image_tokens)
+        stage1_texts = corpus_texts(stage1_messages, [], stage1_image_tokens)
     texts = stage1_texts + sqa_texts
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     if cfg.corpus_image_slots != "figure_type":
         return LlmCorpus(texts, None, len(stage1_texts))
-    slot_words = list(figure_types) + [p.extra.get("figure_type") if sqa_image_tokens else None for p in problems]
+    slot_words = [t if stage1_image_tokens else None for t in figure_types] + [p.extra.get("figure_type") if sqa_image_tokens else None for p in problems]
     return LlmCorpus(texts, slot_words + [None] * (len(texts) - len(slot_words)), len(stage1_texts))
 
 
