@@ -93,9 +93,10 @@ class BackboneConfig:
     # Whether ScienceQA texts keep their image's place too (else only the stage-1 answers do): an image between the
     # options and the answer makes the letter lookup, the skill the miniature LLM learns last, harder to learn.
     scienceqa_image_slots: bool = True
-    # Whether the stage-1 answers' texts keep their image's place (else only the ScienceQA texts do): with
-    # `image_tokens` on the ScienceQA texts alone, the LLM learns the letter lookup across the image tokens that the
-    # stages will put between the options and the answer, and its caption texts stay as before.
+    # Whether the stage-1 answers' texts keep their image's place (else only the ScienceQA texts do). With
+    # `image_tokens` on the ScienceQA texts alone the LLM practises the letter lookup across the image tokens the stages
+    # put between the options and the answer; measured, the stage-1 model then finds a figure type's letter across the
+    # figure far more often, but the LLM's text lookups and stage 2's ScienceQA came out lower (benchmarks/RESULTS.md).
     stage1_image_slots: bool = True
     llm_batch_size: int = 16
     llm_lr: float = 2e-3

@@ -92,7 +92,8 @@ def llm_corpus(stage1_messages: list, figure_types: list[str], problems: list, e
     texts += lookup_drills(cfg.lookup_drills, cfg.seed, texts)
     if cfg.corpus_image_slots != "figure_type":
         return LlmCorpus(texts, None, len(stage1_texts))
-    slot_words = [t if stage1_image_tokens else None for t in figure_types] + [p.extra.get("figure_type") if sqa_image_tokens else None for p in problems]
+    slot_words = ([t if stage1_image_tokens else None for t in figure_types]
+                  + [p.extra.get("figure_type") if sqa_image_tokens else None for p in problems])
     return LlmCorpus(texts, slot_words + [None] * (len(texts) - len(slot_words)), len(stage1_texts))
 
 
